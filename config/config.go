@@ -1,0 +1,99 @@
+// Package config holds pushd's typed configuration. Load reads config.yaml (or the file given with
+// --config) through its own viper instance, applies PUSH_* environment overrides and validates every
+// value, naming the offending key exactly as API.md spells it.
+package config
+
+import "time"
+
+// Config is the whole configuration of one pushd node.
+type Config struct {
+	Server    Server
+	WebSocket WebSocket
+	Auth      Auth
+	Limits    Limits
+	Store     Store
+	Broker    Broker
+	Redis     Redis
+	Log       Log
+	Tail      Tail
+}
+
+// Server is the HTTP listener.
+type Server struct {
+	Addr              string
+	ShutdownTimeout   time.Duration
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	IdleTimeout       time.Duration
+	TLS               TLS
+	TrustedProxies    []string // proxies whose X-Forwarded-For is believed (client IP for limits and logs)
+	Pprof             bool
+	PprofAddr         string
+}
+
+// TLS enables HTTPS and wss:// when both files are set.
+type TLS struct {
+	CertFile string
+	KeyFile  string
+}
+
+// Enabled reports whether the listener serves TLS.
+func (t TLS) Enabled() bool { return t.CertFile != "" && t.KeyFile != "" }
+
+// WebSocket tunes subscriber connections.
+type WebSocket struct {
+	PingInterval    time.Duration
+	PongWait        time.Duration
+	WriteWait       time.Duration
+	MaxMessageBytes int
+	SendQueue       int
+	AllowedOrigins  []string
+	MaxConnsPerUser int
+	MaxConns        int
+}
+
+// Auth holds the credentials of publishers (API keys) and subscribers (JWT secret).
+type Auth struct {
+	APIKeys   []string
+	JWTSecret string
+}
+
+// Limits bounds what one client may ask of the server.
+type Limits struct {
+	PublishRate  float64 // requests per second per API key or client IP; 0 = no limit
+	PublishBurst int
+}
+
+// Store selects and tunes the message store.
+type Store struct {
+	Driver     string
+	Path       string
+	TTL        time.Duration
+	MaxPerUser int
+}
+
+// Broker selects how messages reach connections: in-process or across nodes.
+type Broker struct {
+	Driver string
+}
+
+// Redis is the connection used by the redis store and broker.
+type Redis struct {
+	Addr      string
+	Password  string
+	DB        int
+	KeyPrefix string
+	TLS       bool
+	PoolSize  int
+}
+
+// Log selects the log format and level.
+type Log struct {
+	Format string // text or json
+	Level  string // debug, info, warn, error
+}
+
+// Tail lists the log files GET /tail may stream, by name.
+type Tail struct {
+	Files []string
+}

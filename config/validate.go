@@ -1,0 +1,126 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Validate checks every value and returns an *Error naming the first bad key.
+func (c Config) Validate() error {
+	bad := func(key, format string, args ...any) error {
+		return &Error{Key: key, Msg: fmt.Sprintf(format, args...)}
+	}
+
+	if _, _, err := net.SplitHostPort(c.Server.Addr); err != nil {
+		return bad("server.addr", "must be host:port or :port, got %q", c.Server.Addr)
+	}
+	for key, d := range map[string]time.Duration{
+		"server.shutdownTimeout":   c.Server.ShutdownTimeout,
+		"server.readHeaderTimeout": c.Server.ReadHeaderTimeout,
+		"server.readTimeout":       c.Server.ReadTimeout,
+		"server.idleTimeout":       c.Server.IdleTimeout,
+	} {
+		if d < 0 {
+			return bad(key, "must not be negative, got %s", d)
+		}
+	}
+	if (c.Server.TLS.CertFile == "") != (c.Server.TLS.KeyFile == "") {
+		return bad("server.tls.certFile", "server.tls.certFile and server.tls.keyFile must be set together")
+	}
+	for _, p := range c.Server.TrustedProxies {
+		if net.ParseIP(p) == nil {
+			if _, _, err := net.ParseCIDR(p); err != nil {
+				return bad("server.trustedProxies", "%q is not an IP address or CIDR range", p)
+			}
+		}
+	}
+	if c.Server.Pprof {
+		if _, _, err := net.SplitHostPort(c.Server.PprofAddr); err != nil {
+			return bad("server.pprofAddr", "must be host:port, got %q", c.Server.PprofAddr)
+		}
+	}
+
+	ws := c.WebSocket
+	if ws.PingInterval <= 0 {
+		return bad("websocket.pingInterval", "must be greater than 0, got %s", ws.PingInterval)
+	}
+	if ws.PongWait <= ws.PingInterval {
+		return bad("websocket.pongWait", "must be greater than websocket.pingInterval (%s), got %s", ws.PingInterval, ws.PongWait)
+	}
+	if ws.WriteWait <= 0 {
+		return bad("websocket.writeWait", "must be greater than 0, got %s", ws.WriteWait)
+	}
+	if ws.MaxMessageBytes < 128 || ws.MaxMessageBytes > 64<<20 {
+		return bad("websocket.maxMessageBytes", "must be between 128 and 67108864, got %d", ws.MaxMessageBytes)
+	}
+	if ws.SendQueue < 1 || ws.SendQueue > 1<<20 {
+		return bad("websocket.sendQueue", "must be between 1 and 1048576, got %d", ws.SendQueue)
+	}
+	for _, o := range ws.AllowedOrigins {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return bad("websocket.allowedOrigins", "%q is not an origin (scheme://host[:port]) or \"*\"", o)
+		}
+	}
+	if ws.MaxConnsPerUser < 0 {
+		return bad("websocket.maxConnsPerUser", "must be 0 (no limit) or more, got %d", ws.MaxConnsPerUser)
+	}
+	if ws.MaxConns < 0 {
+		return bad("websocket.maxConns", "must be 0 (no limit) or more, got %d", ws.MaxConns)
+	}
+
+	if c.Limits.PublishRate < 0 {
+		return bad("limits.publishRate", "must be 0 (no limit) or more, got %v", c.Limits.PublishRate)
+	}
+	if c.Limits.PublishBurst < 1 {
+		return bad("limits.publishBurst", "must be at least 1, got %d", c.Limits.PublishBurst)
+	}
+
+	switch c.Store.Driver {
+	case "sqlite":
+		if strings.TrimSpace(c.Store.Path) == "" {
+			return bad("store.path", "must name the sqlite file")
+		}
+	case "memory", "redis":
+	default:
+		return bad("store.driver", "must be sqlite, memory or redis, got %q", c.Store.Driver)
+	}
+	if c.Store.TTL <= 0 {
+		return bad("store.ttl", "must be greater than 0, got %s", c.Store.TTL)
+	}
+	if c.Store.MaxPerUser < 1 {
+		return bad("store.maxPerUser", "must be at least 1, got %d", c.Store.MaxPerUser)
+	}
+	switch c.Broker.Driver {
+	case "local":
+	case "redis":
+		if c.Store.Driver != "redis" {
+			return bad("broker.driver", "redis needs store.driver: redis, so that every node reads the same messages (got store.driver %q)", c.Store.Driver)
+		}
+	default:
+		return bad("broker.driver", "must be local or redis, got %q", c.Broker.Driver)
+	}
+	if c.Redis.DB < 0 {
+		return bad("redis.db", "must be 0 or more, got %d", c.Redis.DB)
+	}
+	if c.Redis.PoolSize < 0 {
+		return bad("redis.poolSize", "must be 0 (automatic) or more, got %d", c.Redis.PoolSize)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return bad("log.format", "must be text or json, got %q", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	return nil
+}
