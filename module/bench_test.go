@@ -1,0 +1,150 @@
+package module_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"pushd/module"
+	"pushd/module/store/memory"
+)
+
+func BenchmarkAppendFrame(b *testing.B) {
+	m := module.Message{ID: 123456789, UserID: "user-42@example.com", Data: json.RawMessage(`{"title":"hello","body":"a short notification body","n":42}`), CreatedAt: time.Now()}
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = m.AppendFrame(buf[:0])
+	}
+}
+
+// benchHub is a hub on a real listener: each subscriber is a real WebSocket connection.
+type benchHub struct {
+	hub    *module.Hub
+	broker *module.LocalBroker
+	store  *memory.Store
+	srv    *httptest.Server
+}
+
+func newBenchHub(b *testing.B) *benchHub {
+	bh := &benchHub{}
+	bh.store = memory.New(module.StoreOptions{OnCommit: func(m []module.Message) { bh.broker.Deliver(m) }})
+	bh.hub = module.NewHub(module.HubConfig{SendQueue: 1 << 16, MaxConnsPerUser: 0}, bh.store, nil, nil)
+	bh.broker = module.NewLocalBroker(bh.hub)
+	up := websocket.Upgrader{ReadBufferSize: 256, WriteBufferPool: &sync.Pool{}}
+	bh.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		opts := module.ConnectOptions{UserID: r.URL.Query().Get("userId"), RemoteAddr: r.RemoteAddr}
+		t, err := bh.hub.Reserve(r.Context(), opts)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusTooManyRequests)
+			return
+		}
+		conn, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			t.Cancel()
+			return
+		}
+		bh.hub.Connect(t, conn)
+	}))
+	b.Cleanup(func() {
+		bh.srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = bh.hub.Shutdown(ctx)
+		bh.hub.Close()
+		_ = bh.store.Close()
+	})
+	return bh
+}
+
+// subscribe opens n connections (user i%users) whose readers count received frames.
+func (bh *benchHub) subscribe(b *testing.B, n, users int, received *atomic.Int64) {
+	url := "ws" + strings.TrimPrefix(bh.srv.URL, "http") + "/?userId="
+	for i := 0; i < n; i++ {
+		conn, _, err := websocket.DefaultDialer.Dial(fmt.Sprintf("%su%d", url, i%users), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { conn.Close() })
+		go func() {
+			for {
+				if _, _, err := conn.ReadMessage(); err != nil {
+					return
+				}
+				received.Add(1)
+			}
+		}()
+	}
+	// Dial returns once the 101 is written, which is before the handler registers the
+	// connection: wait until every one is in the registry, or a broadcast could miss some.
+	deadline := time.Now().Add(10 * time.Second)
+	for registered(bh.hub) < n {
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d subscribers registered", registered(bh.hub), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func registered(h *module.Hub) int {
+	total := 0
+	for _, u := range h.Users() {
+		total += u.Connections
+	}
+	return total
+}
+
+func waitReceived(b *testing.B, received *atomic.Int64, want int64) {
+	deadline := time.Now().Add(60 * time.Second)
+	for received.Load() < want {
+		if time.Now().After(deadline) {
+			b.Fatalf("received %d of %d frames", received.Load(), want)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+// BenchmarkHubUnicast: one stored message to one of 1000 connected users, delivered and written.
+func BenchmarkHubUnicast(b *testing.B) {
+	bh := newBenchHub(b)
+	var received atomic.Int64
+	const users = 1000
+	bh.subscribe(b, users, users, &received)
+	data := json.RawMessage(`{"title":"hello"}`)
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		if _, err := bh.store.Append(context.Background(), []module.Draft{{UserID: fmt.Sprintf("u%d", i%users), Data: data, TTL: time.Hour}}); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	waitReceived(b, &received, int64(i))
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(i), "ns/delivery")
+}
+
+// BenchmarkHubBroadcast: one broadcast fanned out to 1000 connections (ns/op covers all of them).
+func BenchmarkHubBroadcast(b *testing.B) {
+	bh := newBenchHub(b)
+	var received atomic.Int64
+	const conns = 1000
+	bh.subscribe(b, conns, conns, &received)
+	data := json.RawMessage(`{"notice":"maintenance at 10:00"}`)
+	b.ResetTimer()
+	n := 0
+	for b.Loop() {
+		bh.hub.Broadcast(data, time.Now())
+		n++
+	}
+	waitReceived(b, &received, int64(n*conns))
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n*conns), "ns/delivery")
+}

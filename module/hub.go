@@ -1,0 +1,456 @@
+package module
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Errors returned by Hub.Reserve; the api layer answers 429 or 503 before the upgrade.
+var (
+	ErrTooManyConns     = errors.New("too many connections on this server (websocket.maxConns)")
+	ErrTooManyUserConns = errors.New("too many connections for this user (websocket.maxConnsPerUser)")
+	ErrShuttingDown     = errors.New("server is shutting down")
+)
+
+// HubConfig tunes connections; zero values are replaced by API.md's defaults.
+type HubConfig struct {
+	PingInterval    time.Duration
+	PongWait        time.Duration
+	WriteWait       time.Duration
+	MaxMessageBytes int
+	SendQueue       int
+	MaxConnsPerUser int // 0 = no limit
+	MaxConns        int // 0 = no limit
+}
+
+func (c *HubConfig) fillDefaults() {
+	if c.PingInterval <= 0 {
+		c.PingInterval = 10 * time.Second
+	}
+	if c.PongWait <= 0 {
+		c.PongWait = 30 * time.Second
+	}
+	if c.WriteWait <= 0 {
+		c.WriteWait = 10 * time.Second
+	}
+	if c.MaxMessageBytes <= 0 {
+		c.MaxMessageBytes = 65536
+	}
+	if c.SendQueue <= 0 {
+		c.SendQueue = 256
+	}
+}
+
+// Hub is the registry of this node's connections: user -> set of clients. It delivers messages
+// to the clients of a user, runs the shared heartbeat, and closes clients on kick or shutdown.
+// Safe for concurrent use. Locks are held only to read or change the registry, never during
+// I/O: delivery copies the target set under the read lock and enqueues outside it.
+type Hub struct {
+	cfg         HubConfig
+	store       Store
+	consecutive bool // the store's ids are consecutive per user: gaps are detectable
+	watcher     UserWatcher
+	metrics     *Metrics
+	log         *slog.Logger
+
+	mu       sync.RWMutex
+	users    map[string]*userConns
+	conns    int // registered, including those whose upgrade is still under way
+	nextID   uint64
+	shutdown bool
+
+	clientGoroutines sync.WaitGroup // every reader and writer goroutine of every client
+	stop             chan struct{}  // closed by Close: ends the heartbeat
+	stopOnce         sync.Once
+	heartbeatDone    chan struct{}
+}
+
+// userConns is one user's entry. clients is copy-on-write: delivery reads it without copying.
+type userConns struct {
+	clients []*Client
+}
+
+// NewHub builds a hub and starts its heartbeat goroutine; Close stops it.
+func NewHub(cfg HubConfig, store Store, metrics *Metrics, log *slog.Logger) *Hub {
+	cfg.fillDefaults()
+	if metrics == nil {
+		metrics = NewMetrics(nil)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	consecutive := false
+	if g, ok := store.(GapFiller); ok {
+		consecutive = g.ConsecutiveIDs()
+	}
+	h := &Hub{
+		cfg:           cfg,
+		store:         store,
+		consecutive:   consecutive,
+		watcher:       noWatcher{},
+		metrics:       metrics,
+		log:           log,
+		users:         make(map[string]*userConns),
+		stop:          make(chan struct{}),
+		heartbeatDone: make(chan struct{}),
+	}
+	go h.runHeartbeat()
+	return h
+}
+
+// UserWatcher is told which users this node holds connections for, so that a cluster broker
+// listens to a user's channel only while needed. Watch and Unwatch calls pair up; Watch returns
+// once live messages of the user will reach this node. Implementations count the calls.
+type UserWatcher interface {
+	Watch(ctx context.Context, userID string) error
+	Unwatch(userID string) // must not block: called on connection teardown paths
+}
+
+type noWatcher struct{}
+
+func (noWatcher) Watch(context.Context, string) error { return nil }
+func (noWatcher) Unwatch(string)                      {}
+
+// SetWatcher installs the cluster broker's watcher; call it before serving.
+func (h *Hub) SetWatcher(w UserWatcher) { h.watcher = w }
+
+// Ticket is a connection registered before the WebSocket upgrade, so limits answer 429 as plain
+// HTTP and nothing sent after the client sees the 101 can miss it: the client queues frames from
+// Reserve on and its write loop starts at Connect. Use it once with Connect, or give it back with
+// Cancel.
+type Ticket struct {
+	hub    *Hub
+	client *Client
+	used   bool
+}
+
+// ConnectOptions describe a subscriber.
+type ConnectOptions struct {
+	UserID     string
+	Since      *uint64 // nil: send the pending messages first
+	RemoteAddr string
+	ExpiresAt  time.Time // token expiry; zero = never
+}
+
+// Reserve checks the limits and prepares the backlog query. It reads the user's last id now,
+// before the connection is registered: every message committed after that read either reaches
+// the connection live or is in the backlog, which is how a publish racing the connect is neither
+// lost nor doubled.
+func (h *Hub) Reserve(ctx context.Context, opts ConnectOptions) (t *Ticket, err error) {
+	// Listen for the user's live messages before anything else, so none falls between the
+	// last-id read and the registration.
+	if err := h.watcher.Watch(ctx, opts.UserID); err != nil {
+		return nil, errors.Join(ErrUnavailable, err)
+	}
+	defer func() {
+		if err != nil {
+			h.watcher.Unwatch(opts.UserID)
+		}
+	}()
+	last, err := h.store.LastID(ctx, opts.UserID)
+	if err != nil {
+		return nil, errors.Join(ErrUnavailable, err)
+	}
+	c := newClient(h, opts)
+	if opts.Since != nil {
+		since := *opts.Since
+		c.backlog = &BacklogQuery{After: since, Since: since}
+		if since <= last {
+			c.floor = since
+		}
+	} else {
+		// Messages up to last that are not pending went to another connection before this one
+		// existed: this connection is owed the pending ones and everything after last.
+		c.backlog = &BacklogQuery{Since: last, Pending: true}
+		c.floor = last
+	}
+	// The write loop starts at Connect, with the backlog as its first job; until then frames
+	// only queue.
+	c.writing = true
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.shutdown {
+		return nil, ErrShuttingDown
+	}
+	if h.cfg.MaxConns > 0 && h.conns >= h.cfg.MaxConns {
+		return nil, ErrTooManyConns
+	}
+	u := h.users[opts.UserID]
+	if u == nil {
+		u = &userConns{}
+		h.users[opts.UserID] = u
+	}
+	if h.cfg.MaxConnsPerUser > 0 && len(u.clients) >= h.cfg.MaxConnsPerUser {
+		h.dropIfEmptyLocked(opts.UserID, u)
+		return nil, ErrTooManyUserConns
+	}
+	h.nextID++
+	c.id = h.nextID
+	u.clients = append(append(make([]*Client, 0, len(u.clients)+1), u.clients...), c)
+	if len(u.clients) == 1 {
+		h.metrics.UsersOnline.Inc()
+	}
+	h.metrics.Connections.Inc()
+	h.conns++
+	return &Ticket{hub: h, client: c}, nil
+}
+
+// Cancel gives the slot back when the upgrade failed. It does nothing after Connect.
+func (t *Ticket) Cancel() {
+	if t == nil || t.used {
+		return
+	}
+	t.used = true
+	t.hub.unregister(t.client)
+}
+
+// Connect registers an upgraded connection and starts its goroutines: the reader, and a writer
+// that sends the backlog first. From here on the hub owns conn. During shutdown the connection is
+// closed with 1001 at once and Connect returns nil.
+func (h *Hub) Connect(t *Ticket, conn *websocket.Conn) *Client {
+	t.used = true
+	c := t.client
+	// net/http may have left its request deadlines on the hijacked socket; the heartbeat and the
+	// per-write deadlines govern it from now on.
+	_ = conn.UnderlyingConn().SetDeadline(time.Time{})
+	c.attach(conn)
+
+	h.mu.Lock()
+	if h.shutdown {
+		// Shutdown may have taken its snapshot of clients (and waited for their goroutines)
+		// before this one had any: close it here.
+		h.mu.Unlock()
+		h.unregister(c)
+		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down")
+		_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		c.abort()
+		return nil
+	}
+	h.clientGoroutines.Add(2)
+	h.mu.Unlock()
+
+	go c.readLoop()
+	go c.writeLoop()
+	return c
+}
+
+// unregister removes c from the registry; it is idempotent.
+func (h *Hub) unregister(c *Client) {
+	if h.unregisterLocked(c) {
+		h.watcher.Unwatch(c.userID)
+	}
+}
+
+func (h *Hub) unregisterLocked(c *Client) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c.unregistered {
+		return false
+	}
+	c.unregistered = true
+	u := h.users[c.userID]
+	if u == nil {
+		return true
+	}
+	for i, x := range u.clients {
+		if x == c {
+			next := make([]*Client, 0, len(u.clients)-1)
+			next = append(next, u.clients[:i]...)
+			u.clients = append(next, u.clients[i+1:]...)
+			h.conns--
+			h.metrics.Connections.Dec()
+			if len(u.clients) == 0 {
+				h.metrics.UsersOnline.Dec()
+			}
+			break
+		}
+	}
+	h.dropIfEmptyLocked(c.userID, u)
+	return true
+}
+
+func (h *Hub) dropIfEmptyLocked(userID string, u *userConns) {
+	if len(u.clients) == 0 {
+		delete(h.users, userID)
+	}
+}
+
+// clientsOf returns the live clients of a user; the slice must not be modified.
+func (h *Hub) clientsOf(userID string) []*Client {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if u := h.users[userID]; u != nil {
+		return u.clients
+	}
+	return nil
+}
+
+// Deliver enqueues committed messages to the live clients of their users, in the order given.
+// It never blocks: a client whose queue is full is closed as a slow consumer.
+func (h *Hub) Deliver(msgs []Message) {
+	for i := range msgs {
+		m := &msgs[i]
+		clients := h.clientsOf(m.UserID)
+		if len(clients) == 0 {
+			continue
+		}
+		f := outFrame{kind: frameMessage, id: m.ID, data: m.Frame(), born: m.CreatedAt.UnixNano()}
+		for _, c := range clients {
+			c.enqueue(f)
+		}
+	}
+}
+
+// Broadcast sends data to every live connection and returns how many there were.
+func (h *Hub) Broadcast(data json.RawMessage, at time.Time) int {
+	type target struct {
+		userID  string
+		clients []*Client
+	}
+	h.mu.RLock()
+	targets := make([]target, 0, len(h.users))
+	for id, u := range h.users {
+		if len(u.clients) > 0 {
+			targets = append(targets, target{id, u.clients})
+		}
+	}
+	h.mu.RUnlock()
+	createdAt := FormatTime(at)
+	n := 0
+	for _, t := range targets {
+		f := outFrame{kind: frameBroadcast, data: broadcastFrame(t.userID, data, createdAt), born: at.UnixNano()}
+		for _, c := range t.clients {
+			c.enqueue(f)
+			n++
+		}
+	}
+	return n
+}
+
+// CatchUp makes every connection fetch from the store whatever was committed after the last
+// message it wrote, then go on live. A cluster broker calls it after a reconnect, because
+// Pub/Sub does not replay what was published while this node was cut off.
+func (h *Hub) CatchUp() {
+	for _, c := range h.snapshot(nil) {
+		c.enqueue(outFrame{kind: frameCatchUp})
+	}
+}
+
+// Kick closes every connection of the user with code and reason, and returns how many.
+func (h *Hub) Kick(userID string, code int, reason string) int {
+	clients := h.clientsOf(userID)
+	for _, c := range clients {
+		c.closeWith(code, reason, false)
+	}
+	return len(clients)
+}
+
+// Count returns the number of live connections of a user on this node.
+func (h *Hub) Count(userID string) int { return len(h.clientsOf(userID)) }
+
+// UserConns is one entry of the clients list.
+type UserConns struct {
+	UserID      string `json:"userId"`
+	Connections int    `json:"connections"`
+}
+
+// Users lists online users in byte order of userId, with the total before paging.
+func (h *Hub) Users() []UserConns {
+	h.mu.RLock()
+	out := make([]UserConns, 0, len(h.users))
+	for id, u := range h.users {
+		if len(u.clients) > 0 {
+			out = append(out, UserConns{UserID: id, Connections: len(u.clients)})
+		}
+	}
+	h.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].UserID < out[j].UserID })
+	return out
+}
+
+// ConnInfo describes one connection for GET /clients/:id.
+type ConnInfo struct {
+	ID           string    `json:"id"`
+	RemoteAddr   string    `json:"remoteAddr"`
+	ConnectedAt  time.Time `json:"connectedAt"`
+	MessagesSent int64     `json:"messagesSent"`
+}
+
+// Connections describes the live connections of a user on this node, oldest first.
+func (h *Hub) Connections(userID string, node string) []ConnInfo {
+	clients := h.clientsOf(userID)
+	out := make([]ConnInfo, 0, len(clients))
+	for _, c := range clients {
+		out = append(out, c.info(node))
+	}
+	return out
+}
+
+// snapshot appends every registered client to buf.
+func (h *Hub) snapshot(buf []*Client) []*Client {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, u := range h.users {
+		buf = append(buf, u.clients...)
+	}
+	return buf
+}
+
+// Shutdown refuses new connections, closes every connection with 1001 after its queue drained,
+// and waits for their goroutines until ctx ends; stragglers are then cut off.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	h.shutdown = true
+	h.mu.Unlock()
+	clients := h.snapshot(nil)
+	for _, c := range clients {
+		c.closeWith(websocket.CloseGoingAway, "server shutting down", true)
+	}
+	done := make(chan struct{})
+	go func() {
+		h.clientGoroutines.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	for _, c := range clients {
+		c.abort()
+	}
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+	}
+	return errors.New("hub shutdown: drain did not finish in time; remaining connections were cut off")
+}
+
+// Close stops the heartbeat. Call it after Shutdown.
+func (h *Hub) Close() {
+	h.stopOnce.Do(func() { close(h.stop) })
+	<-h.heartbeatDone
+}
+
+// WaitIdle blocks until every client goroutine has exited or ctx ends (tests use it to prove
+// that nothing leaks).
+func (h *Hub) WaitIdle(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		h.clientGoroutines.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

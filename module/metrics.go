@@ -1,0 +1,54 @@
+package module
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the core's Prometheus instruments. Build one per process (or per test) with
+// NewMetrics; every field is safe for concurrent use.
+type Metrics struct {
+	Connections     prometheus.Gauge
+	UsersOnline     prometheus.Gauge
+	Published       prometheus.Counter
+	Delivered       *prometheus.CounterVec // by kind: message, backlog, broadcast
+	Queued          prometheus.Gauge
+	Expired         prometheus.Counter
+	Trimmed         prometheus.Counter
+	SlowConsumers   prometheus.Counter
+	PongTimeouts    prometheus.Counter
+	Broadcasts      prometheus.Counter
+	DeliveryLatency prometheus.Histogram
+	StoreLatency    *prometheus.HistogramVec // by op
+
+	// The per-frame counters, resolved once: a label lookup hashes its values on every call.
+	deliveredLive, deliveredBacklog, deliveredBroadcast prometheus.Counter
+}
+
+// NewMetrics creates the instruments and registers them with reg (nil: not registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushd_connections", Help: "WebSocket connections registered on this node."}),
+		UsersOnline: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushd_users_online", Help: "Users with at least one connection on this node."}),
+		Published:   prometheus.NewCounter(prometheus.CounterOpts{Name: "pushd_messages_published_total", Help: "Messages accepted and stored (one per recipient)."}),
+		Delivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushd_frames_delivered_total",
+			Help: "Data frames written to connections, by kind (live, backlog, broadcast)."}, []string{"kind"}),
+		Queued:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushd_frames_queued", Help: "Frames waiting in connection send queues."}),
+		Expired:       prometheus.NewCounter(prometheus.CounterOpts{Name: "pushd_messages_expired_total", Help: "Stored messages removed because their ttl passed."}),
+		Trimmed:       prometheus.NewCounter(prometheus.CounterOpts{Name: "pushd_messages_trimmed_total", Help: "Stored messages removed beyond store.maxPerUser."}),
+		SlowConsumers: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushd_slow_consumer_closes_total", Help: "Connections closed with 4001 because their send queue overflowed."}),
+		PongTimeouts:  prometheus.NewCounter(prometheus.CounterOpts{Name: "pushd_pong_timeouts_total", Help: "Connections dropped after websocket.pongWait of silence."}),
+		Broadcasts:    prometheus.NewCounter(prometheus.CounterOpts{Name: "pushd_broadcasts_total", Help: "Broadcasts accepted."}),
+		DeliveryLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pushd_publish_to_write_seconds",
+			Help:    "Time from accepting a message to writing it to a live connection.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}),
+		StoreLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pushd_store_seconds",
+			Help:    "Store operation latency, by operation.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}}, []string{"op"}),
+	}
+	m.deliveredLive = m.Delivered.WithLabelValues("live")
+	m.deliveredBacklog = m.Delivered.WithLabelValues("backlog")
+	m.deliveredBroadcast = m.Delivered.WithLabelValues("broadcast")
+	if reg != nil {
+		reg.MustRegister(m.Connections, m.UsersOnline, m.Published, m.Delivered, m.Queued, m.Expired, m.Trimmed,
+			m.SlowConsumers, m.PongTimeouts, m.Broadcasts, m.DeliveryLatency, m.StoreLatency)
+	}
+	return m
+}

@@ -1,0 +1,109 @@
+package module
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// readLoop is the only goroutine that reads from conn. It keeps the connection alive (pongs and
+// any frame count as life), answers {"type":"ping"}, ignores everything else, and unregisters the
+// client when the peer goes away.
+func (c *Client) readLoop() {
+	defer c.hub.clientGoroutines.Done()
+	peerCode := websocket.CloseNormalClosure
+	defer func() {
+		c.hub.unregister(c)
+		close(c.readerDone)
+		c.closeWith(peerCode, "", false) // answer the peer's close, or close after a read error
+	}()
+	conn := c.conn
+	conn.SetReadLimit(int64(c.hub.cfg.MaxMessageBytes))
+	conn.SetPongHandler(func(string) error {
+		c.touch()
+		return nil
+	})
+	conn.SetPingHandler(func(payload string) error {
+		c.touch()
+		c.enqueue(outFrame{kind: framePong, data: []byte(payload)})
+		return nil
+	})
+	conn.SetCloseHandler(func(code int, _ string) error {
+		if code != websocket.CloseNoStatusReceived {
+			peerCode = code
+		}
+		return nil // the close frame is answered by closeWith, from the write loop
+	})
+	for {
+		kind, r, err := conn.NextReader()
+		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				c.tooBig()
+			}
+			return
+		}
+		c.touch()
+		if kind == websocket.TextMessage && isAppPing(r) {
+			c.enqueue(outFrame{kind: frameAppPong, data: appPong})
+		}
+	}
+}
+
+func (c *Client) touch() { c.lastSeen.Store(time.Now().UnixNano()) }
+
+// tooBig handles a frame over websocket.maxMessageBytes. gorilla has already sent close 1009;
+// the rest of the frame is still unread, and closing a socket with unread input makes the kernel
+// send a reset that can destroy the close frame in flight. So read and discard for a moment.
+func (c *Client) tooBig() {
+	c.mu.Lock()
+	if !c.closing {
+		c.startCloseLocked(websocket.CloseMessageTooBig, "", false)
+	}
+	c.closeSent = true
+	c.mu.Unlock()
+	c.hub.unregister(c)
+	// Discard input until the peer falls quiet (its close frame has then arrived) or the grace
+	// period ends, then cut the connection.
+	nc := c.conn.UnderlyingConn()
+	end := time.Now().Add(min(c.hub.cfg.WriteWait, closeGrace))
+	buf := make([]byte, 4096)
+	for time.Now().Before(end) {
+		next := time.Now().Add(100 * time.Millisecond)
+		if next.After(end) {
+			next = end
+		}
+		_ = nc.SetReadDeadline(next)
+		if _, err := nc.Read(buf); err != nil {
+			break
+		}
+	}
+	c.abort()
+}
+
+// isAppPing reports whether a client frame is {"type":"ping"}; anything else is ignored.
+func isAppPing(r io.Reader) bool {
+	var buf [64]byte
+	n, err := io.ReadFull(r, buf[:])
+	if err == nil {
+		_, _ = io.Copy(io.Discard, r) // longer than any ping: skip the rest
+		return false
+	}
+	if err != io.ErrUnexpectedEOF && err != io.EOF {
+		return false
+	}
+	b := bytes.TrimSpace(buf[:n])
+	if len(b) == 0 || b[0] != '{' {
+		return false
+	}
+	var msg struct {
+		Type *string `json:"type"`
+	}
+	if json.Unmarshal(b, &msg) != nil || msg.Type == nil {
+		return false
+	}
+	return *msg.Type == "ping"
+}

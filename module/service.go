@@ -1,0 +1,134 @@
+package module
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Service is what the HTTP handlers call: publish, broadcast, kick and inspect. It orchestrates
+// the store (truth), the broker (reach) and the hub (this node's connections). Safe for
+// concurrent use.
+type Service struct {
+	store      Store
+	broker     Broker
+	hub        *Hub
+	metrics    *Metrics
+	defaultTTL time.Duration
+	now        func() time.Time
+}
+
+// NewService wires the core together. defaultTTL applies to publishes without a ttl.
+func NewService(store Store, broker Broker, hub *Hub, metrics *Metrics, defaultTTL time.Duration) *Service {
+	if metrics == nil {
+		metrics = NewMetrics(nil)
+	}
+	return &Service{store: store, broker: broker, hub: hub, metrics: metrics, defaultTTL: defaultTTL, now: time.Now}
+}
+
+// Hub returns this node's connection registry.
+func (s *Service) Hub() *Hub { return s.hub }
+
+// PublishResult is one recipient's outcome.
+type PublishResult struct {
+	UserID string
+	ID     uint64
+	Online bool
+}
+
+// Publish stores one message per distinct user (durably, before returning) and delivers it.
+// userIDs must be valid and distinct. ttl 0 means the default.
+func (s *Service) Publish(ctx context.Context, userIDs []string, data json.RawMessage, ttl time.Duration) ([]PublishResult, error) {
+	if ttl <= 0 {
+		ttl = s.defaultTTL
+	}
+	drafts := make([]Draft, len(userIDs))
+	for i, u := range userIDs {
+		drafts[i] = Draft{UserID: u, Data: data, TTL: ttl}
+	}
+	start := time.Now()
+	msgs, err := s.store.Append(ctx, drafts)
+	s.metrics.StoreLatency.WithLabelValues("append").Observe(time.Since(start).Seconds())
+	if err != nil {
+		return nil, fmt.Errorf("store append: %w", errors.Join(ErrUnavailable, err))
+	}
+	s.metrics.Published.Add(float64(len(msgs)))
+	out := make([]PublishResult, len(msgs))
+	for i, m := range msgs {
+		online, err := s.broker.Online(ctx, m.UserID)
+		if err != nil {
+			online = false // the message is stored; presence is best effort here
+		}
+		out[i] = PublishResult{UserID: m.UserID, ID: m.ID, Online: online}
+	}
+	return out, nil
+}
+
+// Broadcast sends data to every live connection on every node (not stored).
+func (s *Service) Broadcast(ctx context.Context, data json.RawMessage) (int, error) {
+	n, err := s.broker.Broadcast(ctx, data, s.now())
+	if err != nil {
+		return 0, fmt.Errorf("broker broadcast: %w", errors.Join(ErrUnavailable, err))
+	}
+	s.metrics.Broadcasts.Inc()
+	return n, nil
+}
+
+// KickResult is the outcome of DELETE /deleteClient.
+type KickResult struct {
+	Closed int
+	Purged int
+}
+
+// Kick closes the user's connections on every node and, with purge, removes its stored messages.
+func (s *Service) Kick(ctx context.Context, userID string, purge bool) (KickResult, error) {
+	var res KickResult
+	closed, err := s.broker.Kick(ctx, userID)
+	if err != nil {
+		return res, fmt.Errorf("broker kick: %w", errors.Join(ErrUnavailable, err))
+	}
+	res.Closed = closed
+	if purge {
+		n, err := s.store.Purge(ctx, userID)
+		if err != nil {
+			return res, fmt.Errorf("store purge: %w", errors.Join(ErrUnavailable, err))
+		}
+		res.Purged = n
+	}
+	return res, nil
+}
+
+// Users lists the online users on every node, sorted by userId.
+func (s *Service) Users(ctx context.Context) ([]UserConns, error) {
+	users, err := s.broker.Users(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("broker users: %w", errors.Join(ErrUnavailable, err))
+	}
+	return users, nil
+}
+
+// UserDetail is GET /clients/:id.
+type UserDetail struct {
+	Connections []ConnInfo
+	Stats       UserStats
+}
+
+// User describes one user's connections and stored messages.
+func (s *Service) User(ctx context.Context, userID string) (UserDetail, error) {
+	conns, err := s.broker.Connections(ctx, userID)
+	if err != nil {
+		return UserDetail{}, fmt.Errorf("broker connections: %w", errors.Join(ErrUnavailable, err))
+	}
+	stats, err := s.store.Stats(ctx, userID)
+	if err != nil {
+		return UserDetail{}, fmt.Errorf("store stats: %w", errors.Join(ErrUnavailable, err))
+	}
+	return UserDetail{Connections: conns, Stats: stats}, nil
+}
+
+// Health pings the store and the broker; nil errors mean healthy.
+func (s *Service) Health(ctx context.Context) (storeErr, brokerErr error) {
+	return s.store.Ping(ctx), s.broker.Ping(ctx)
+}
