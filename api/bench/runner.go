@@ -1,0 +1,511 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// bench is one run: its options, its subscribers and everything they count.
+type bench struct {
+	o        options
+	t        *target
+	stderr   io.Writer
+	clk      clock
+	http     *http.Client
+	tokenExp time.Time
+
+	subs      []*subscriber
+	userConns []int // open connections per user index
+	open      int
+	readers   sync.WaitGroup
+	closing   atomic.Bool
+
+	// perMsg counts the valid deliveries of each message (unicast) or broadcast, by sequence.
+	perMsg []atomic.Int32
+	hist   *histogram
+
+	connErrs   tally
+	drops      tally
+	httpErrs   tally
+	dropped    atomic.Int64
+	dups       atomic.Int64
+	misrouted  atomic.Int64
+	unexpected atomic.Int64
+}
+
+func newBench(o options, t *target, stderr io.Writer) *bench {
+	b := &bench{
+		o:         o,
+		t:         t,
+		stderr:    stderr,
+		clk:       newClock(),
+		hist:      new(histogram),
+		userConns: make([]int, o.users),
+		tokenExp:  time.Now().Add(max(time.Hour, o.timeout+5*time.Minute)),
+	}
+	switch o.mode {
+	case modeUnicast:
+		b.perMsg = make([]atomic.Int32, o.messages)
+	case modeBroadcast:
+		b.perMsg = make([]atomic.Int32, o.broadcasts)
+	}
+	tr := &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: o.dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        2 * o.publishers,
+		MaxIdleConnsPerHost: 2 * o.publishers,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: o.dialTimeout,
+	}
+	if o.insecure {
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for with --insecure
+	}
+	b.http = &http.Client{Transport: tr, Timeout: o.reqTimeout}
+	return b
+}
+
+func (b *bench) userName(i int) string { return "bench-" + b.o.run + "-" + strconv.Itoa(i) }
+
+// progress prints a line to stderr every few seconds until done is closed.
+func (b *bench) progress(done <-chan struct{}, phase string, line func() string) {
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+			fmt.Fprintf(b.stderr, "pushd bench: %s: %s\n", phase, line())
+		}
+	}
+}
+
+// sleep waits d or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// run does the whole measurement and returns its report. It always closes what it opened.
+func (b *bench) run(ctx context.Context) *Report {
+	began := time.Now()
+	cpuStart, _ := selfCPU()
+	rep := &Report{
+		Mode: b.o.mode, Server: b.t.display, Run: b.o.run,
+		Conns: b.o.conns, Users: b.o.users, DialConcurrency: b.o.dialConc, SourceAddrs: len(b.t.sources),
+	}
+	var proc0, proc1 procSample
+	procOK := b.o.pid > 0
+	if procOK {
+		p, err := readProc(b.o.pid)
+		procOK = err == nil
+		proc0 = p
+	}
+
+	fmt.Fprintf(b.stderr, "pushd bench: %s: opening %d connections to %s (users bench-%s-*)\n", b.o.mode, b.o.conns, b.t.wsURL, b.o.run)
+	t0 := time.Now()
+	b.dialAll(ctx)
+	connectDur := time.Since(t0).Seconds()
+	cpuConnected, _ := selfCPU()
+	rep.ConnsOpen = b.open
+	rep.ConnFailures = b.o.conns - b.open
+	rep.ConnErrors = b.connErrs.snapshot()
+	rep.ConnectSeconds = connectDur
+	rep.ConnectRate = fmtRate(float64(b.open), connectDur)
+	rep.ClientCPUConnectSeconds = cpuConnected - cpuStart
+
+	if procOK {
+		sleep(ctx, b.o.settle)
+		p, err := readProc(b.o.pid)
+		if err != nil {
+			procOK = false
+			fmt.Fprintf(b.stderr, "pushd bench: --pid %d: %v\n", b.o.pid, err)
+		} else {
+			proc1 = p
+			rep.ServerPID = ptr(b.o.pid)
+			rep.ServerRSSBeforeKB = ptr(proc0.rssKB)
+			rep.ServerRSSAfterKB = ptr(proc1.rssKB)
+			if b.open > 0 {
+				rep.ServerRSSPerConnKB = ptr(float64(proc1.rssKB-proc0.rssKB) / float64(b.open))
+			}
+			cpu := float64(proc1.ticks-proc0.ticks) / clockTicks
+			rep.ServerCPUConnectSeconds = ptr(cpu)
+			if b.open > 0 {
+				rep.ServerCPUUsPerConn = ptr(cpu * 1e6 / float64(b.open))
+			}
+		}
+	}
+
+	cpuLoad0, _ := selfCPU()
+	switch b.o.mode {
+	case modeConns:
+		fmt.Fprintf(b.stderr, "pushd bench: holding %d connections for %s\n", b.open, b.o.hold)
+		hold0 := time.Now()
+		sleep(ctx, b.o.hold)
+		rep.HoldSeconds = ptr(time.Since(hold0).Seconds())
+	case modeUnicast:
+		b.unicast(ctx, rep)
+	case modeBroadcast:
+		b.broadcast(ctx, rep)
+	}
+	if b.o.mode != modeConns {
+		cpuLoad1, _ := selfCPU()
+		load := cpuLoad1 - cpuLoad0
+		rep.ClientCPULoadSeconds = ptr(load)
+		if rep.Deliveries != nil && *rep.Deliveries > 0 {
+			rep.ClientCPUUsPerDelivery = ptr(load * 1e6 / float64(*rep.Deliveries))
+		}
+		if procOK {
+			if p, err := readProc(b.o.pid); err == nil {
+				cpu := float64(p.ticks-proc1.ticks) / clockTicks
+				rep.ServerCPULoadSeconds = ptr(cpu)
+				if rep.Answered != nil && *rep.Answered > 0 {
+					rep.ServerCPUUsPerMessage = ptr(cpu * 1e6 / float64(*rep.Answered))
+				}
+				if rep.Deliveries != nil && *rep.Deliveries > 0 {
+					rep.ServerCPUUsPerDelivery = ptr(cpu * 1e6 / float64(*rep.Deliveries))
+				}
+			}
+		}
+	}
+
+	b.closeAll()
+	b.http.CloseIdleConnections()
+	rep.Dropped = b.dropped.Load()
+	rep.DropReasons = b.drops.snapshot()
+	rep.UnexpectedFrames = b.unexpected.Load()
+	rep.HTTPErrors = b.httpErrs.snapshot()
+	cpuEnd, maxRSS := selfCPU()
+	rep.ClientCPUTotalSeconds = cpuEnd - cpuStart
+	rep.ClientMaxRSSKB = maxRSS
+	rep.ElapsedSeconds = time.Since(began).Seconds()
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		rep.TimedOut = true
+	case ctx.Err() != nil:
+		rep.Interrupted = true
+	}
+	rep.Failures = failures(rep)
+	rep.OK = len(rep.Failures) == 0
+	return rep
+}
+
+// failures lists, in words, every reason the run is not clean.
+func failures(r *Report) []string {
+	out := []string{}
+	add := func(cond bool, format string, a ...any) {
+		if cond {
+			out = append(out, fmt.Sprintf(format, a...))
+		}
+	}
+	add(r.TimedOut, "--timeout reached")
+	add(r.Interrupted, "interrupted")
+	add(r.ConnFailures > 0, "%d connections failed", r.ConnFailures)
+	add(r.Dropped > 0, "%d connections dropped", r.Dropped)
+	if r.Answered != nil {
+		want := deref(r.Messages)
+		if r.Broadcasts != nil {
+			want = *r.Broadcasts
+		}
+		add(*r.Answered < int64(want), "%d of %d publishes not answered 200", int64(want)-*r.Answered, want)
+	}
+	add(len(r.HTTPErrors) > 0, "http errors")
+	add(deref(r.LostDeliveries) > 0, "%d deliveries lost", deref(r.LostDeliveries))
+	add(deref(r.Duplicates) > 0, "%d duplicates", deref(r.Duplicates))
+	add(deref(r.Misrouted) > 0, "%d misrouted", deref(r.Misrouted))
+	return out
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func zero(p *int64) bool { return p == nil || *p == 0 }
+
+// limiter paces the publishes to o.rate per second in total; nil when unpaced.
+func (b *bench) limiter() *rate.Limiter {
+	if b.o.rate <= 0 {
+		return nil
+	}
+	// The publishers are a closed loop: while all of them wait for slow answers nobody takes
+	// tokens. A bucket of 100 ms lets them catch up after such a stall, so the average holds
+	// (bursts stay bounded by the number of publishers in flight). It starts empty: no burst at
+	// the start.
+	burst := max(1, int(b.o.rate/10))
+	lim := rate.NewLimiter(rate.Limit(b.o.rate), burst)
+	lim.AllowN(time.Now(), burst)
+	return lim
+}
+
+// post sends body to path and returns the status and (when keep) up to 64 KB of the answer.
+// The body is always read to its end (bounded) so that the connection is reused.
+func (b *bench) post(ctx context.Context, path string, body []byte, keep bool) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.t.publishBase+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if b.o.key != "" {
+		req.Header.Set("Authorization", "Bearer "+b.o.key)
+	}
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	var out []byte
+	if keep {
+		out, err = io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, out, err
+}
+
+// noteHTTP records a failed publish: by status code, or by transport error.
+func (b *bench) noteHTTP(status int, err error) {
+	if err != nil {
+		b.httpErrs.add("transport: " + errReason(err))
+		return
+	}
+	b.httpErrs.add(strconv.Itoa(status))
+}
+
+// received is the number of valid deliveries so far and the time of the last one.
+func (b *bench) received() (n int64, last int64) {
+	for _, s := range b.subs {
+		if s != nil {
+			n += s.frames.Load()
+			last = max(last, s.lastRecv.Load())
+		}
+	}
+	return n, last
+}
+
+// drainUntil waits until expected deliveries have arrived, the drain time after the last
+// answer has passed, or ctx ends.
+func (b *bench) drainUntil(ctx context.Context, expected int64) {
+	deadline := time.Now().Add(b.o.drain)
+	for {
+		n, _ := b.received()
+		if n >= expected || !time.Now().Before(deadline) {
+			return
+		}
+		if !sleep(ctx, 20*time.Millisecond) {
+			return
+		}
+	}
+}
+
+// unicast publishes o.messages messages from o.publishers loops, round-robin over the users.
+func (b *bench) unicast(ctx context.Context, rep *Report) {
+	m, p := b.o.messages, b.o.publishers
+	rep.Messages, rep.Publishers = ptr(m), ptr(p)
+	if b.o.rate > 0 {
+		rep.RateLimit = ptr(b.o.rate)
+	}
+	answered := make([]bool, m) // entry s is written only by the loop that sent s
+	lastAnswer := make([]int64, p)
+	var next, answeredN, expected atomic.Int64
+	lim := b.limiter()
+	fmt.Fprintf(b.stderr, "pushd bench: publishing %d messages from %d publishers\n", m, p)
+	done := make(chan struct{})
+	go b.progress(done, "publishing", func() string {
+		n, _ := b.received()
+		return fmt.Sprintf("%d/%d answered, %d delivered", answeredN.Load(), m, n)
+	})
+	start := b.clk.now()
+	var wg sync.WaitGroup
+	for w := range p {
+		wg.Go(func() {
+			body := make([]byte, 0, 160)
+			for {
+				s := int(next.Add(1) - 1)
+				if s >= m || ctx.Err() != nil {
+					return
+				}
+				if lim != nil && lim.Wait(ctx) != nil {
+					return
+				}
+				user := s % b.o.users
+				body = append(body[:0], `{"userId":"`...)
+				body = append(body, b.userName(user)...)
+				body = append(body, `","data":{"t":`...)
+				body = strconv.AppendInt(body, b.clk.now(), 10)
+				body = append(body, `,"s":`...)
+				body = strconv.AppendInt(body, int64(s), 10)
+				body = append(body, `}}`...)
+				// The transport may read a body after Do returns on some errors: send a copy.
+				status, _, err := b.post(ctx, "/pushNews", bytes.Clone(body), false)
+				if err != nil || status != http.StatusOK {
+					if ctx.Err() == nil {
+						b.noteHTTP(status, err)
+					}
+					continue
+				}
+				answered[s] = true
+				answeredN.Add(1)
+				expected.Add(int64(b.userConns[user]))
+				lastAnswer[w] = b.clk.now()
+			}
+		})
+	}
+	wg.Wait()
+	pubEnd := start
+	for _, t := range lastAnswer {
+		pubEnd = max(pubEnd, t)
+	}
+	fmt.Fprintf(b.stderr, "pushd bench: %d answered; waiting up to %s for deliveries\n", answeredN.Load(), b.o.drain)
+	b.drainUntil(ctx, expected.Load())
+	close(done)
+
+	n, last := b.received()
+	rep.Answered = ptr(answeredN.Load())
+	pubSec := float64(pubEnd-start) / 1e9
+	rep.PublishSeconds = ptr(pubSec)
+	rep.PublishRate = ptr(fmtRate(float64(answeredN.Load()), pubSec))
+	var lostMsgs, lostDeliveries, excess, unanswered int64
+	for s := range m {
+		got := int64(b.perMsg[s].Load())
+		if !answered[s] {
+			if got > 0 {
+				unanswered++
+			}
+			continue
+		}
+		want := int64(b.userConns[s%b.o.users])
+		if got < want {
+			lostMsgs++
+			lostDeliveries += want - got
+		} else if got > want {
+			excess += got - want
+		}
+	}
+	b.fillDeliveries(rep, start, n, last, expected.Load())
+	rep.LostMessages = ptr(lostMsgs)
+	rep.LostDeliveries = ptr(lostDeliveries)
+	rep.Duplicates = ptr(b.dups.Load() + excess)
+	rep.Misrouted = ptr(b.misrouted.Load())
+	rep.ReceivedUnanswered = ptr(unanswered)
+}
+
+// broadcast sends o.broadcasts broadcasts one after the other (or paced with --rate).
+func (b *bench) broadcast(ctx context.Context, rep *Report) {
+	k := b.o.broadcasts
+	rep.Broadcasts = ptr(k)
+	rep.Publishers = ptr(1)
+	if b.o.rate > 0 {
+		rep.RateLimit = ptr(b.o.rate)
+	}
+	answered := make([]bool, k)
+	var answeredN int64
+	lim := b.limiter()
+	fmt.Fprintf(b.stderr, "pushd bench: sending %d broadcasts to %d connections\n", k, b.open)
+	var answeredNow atomic.Int64
+	done := make(chan struct{})
+	go b.progress(done, "broadcasting", func() string {
+		n, _ := b.received()
+		return fmt.Sprintf("%d/%d answered, %d delivered", answeredNow.Load(), k, n)
+	})
+	start := b.clk.now()
+	pubEnd := start
+	body := make([]byte, 0, 64)
+	for s := range k {
+		if ctx.Err() != nil {
+			break
+		}
+		if lim != nil && lim.Wait(ctx) != nil {
+			break
+		}
+		body = append(body[:0], `{"data":{"t":`...)
+		body = strconv.AppendInt(body, b.clk.now(), 10)
+		body = append(body, `,"s":`...)
+		body = strconv.AppendInt(body, int64(s), 10)
+		body = append(body, `}}`...)
+		status, out, err := b.post(ctx, "/broadcast", bytes.Clone(body), rep.ServerConnections == nil)
+		if err != nil || status != http.StatusOK {
+			if ctx.Err() == nil {
+				b.noteHTTP(status, err)
+			}
+			continue
+		}
+		answered[s] = true
+		answeredN++
+		answeredNow.Store(answeredN)
+		pubEnd = b.clk.now()
+		if rep.ServerConnections == nil {
+			var v struct {
+				Connections int `json:"connections"`
+			}
+			if json.Unmarshal(out, &v) == nil {
+				rep.ServerConnections = ptr(v.Connections)
+			}
+		}
+	}
+	expected := answeredN * int64(b.open)
+	fmt.Fprintf(b.stderr, "pushd bench: %d answered; waiting up to %s for %d deliveries\n", answeredN, b.o.drain, expected)
+	b.drainUntil(ctx, expected)
+	close(done)
+
+	n, last := b.received()
+	rep.Answered = ptr(answeredN)
+	pubSec := float64(pubEnd-start) / 1e9
+	rep.PublishSeconds = ptr(pubSec)
+	rep.PublishRate = ptr(fmtRate(float64(answeredN), pubSec))
+	var lostMsgs, lostDeliveries, excess, unanswered int64
+	for s := range k {
+		got := int64(b.perMsg[s].Load())
+		if !answered[s] {
+			if got > 0 {
+				unanswered++
+			}
+			continue
+		}
+		if want := int64(b.open); got < want {
+			lostMsgs++
+			lostDeliveries += want - got
+		} else if got > want {
+			excess += got - want
+		}
+	}
+	b.fillDeliveries(rep, start, n, last, expected)
+	rep.LostMessages = ptr(lostMsgs)
+	rep.LostDeliveries = ptr(lostDeliveries)
+	rep.Duplicates = ptr(b.dups.Load() + excess)
+	rep.Misrouted = ptr(b.misrouted.Load())
+	rep.ReceivedUnanswered = ptr(unanswered)
+}
+
+func (b *bench) fillDeliveries(rep *Report, start, n, last, expected int64) {
+	rep.ExpectedDeliveries = ptr(expected)
+	rep.Deliveries = ptr(n)
+	sec := 0.0
+	if n > 0 && last > start {
+		sec = float64(last-start) / 1e9
+	}
+	rep.DeliverSeconds = ptr(sec)
+	rep.DeliveriesPerSec = ptr(fmtRate(float64(n), sec))
+	l := b.hist.summary()
+	if l.n > 0 {
+		rep.LatencyP50, rep.LatencyP90, rep.LatencyP99, rep.LatencyMax = ptr(l.p50), ptr(l.p90), ptr(l.p99), ptr(l.max)
+	}
+}

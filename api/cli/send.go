@@ -1,0 +1,182 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"pushd/module"
+)
+
+const sendUsage = `Usage:
+  pushd send --user U [--user U2 ...] [--ttl DURATION] DATA
+  pushd send --broadcast DATA
+
+Publishes DATA, any JSON value but null, to every connection of each user (POST /pushNews; the
+message is stored for --ttl and replayed to users who are offline), or with --broadcast to every
+live connection of every user (POST /broadcast; not stored). DATA "-" reads it from stdin.
+Prints one line per user: "USER  id=ID  online=BOOL", or "connections=N" for a broadcast.
+Exit status: 0 accepted, 1 the server refused or could not be reached, 2 bad command line.
+`
+
+const sendExamples = `  pushd send --user alice '{"title":"hi"}'
+  pushd send --user alice --user bob --ttl 1h '"plain string"'
+  echo '{"n":1}' | pushd send --user alice -
+  pushd send --broadcast '{"maintenance":"in 5 minutes"}'
+  PUSHD_SERVER=https://push.example.com PUSHD_API_KEY=secret pushd send --user alice '[1,2]'
+  pushd send --user alice -- -1            (DATA that starts with "-" follows --)
+`
+
+// maxDataBytes bounds DATA read from stdin; the server's own limit is usually far lower.
+const maxDataBytes = 16 << 20
+
+func runSend(ctx context.Context, env *runEnv, args []string) int {
+	fs := newFlagSet(env)
+	var (
+		common    commonFlags
+		users     stringList
+		ttl       string
+		broadcast bool
+		raw       bool
+	)
+	common.register(fs)
+	fs.Var(&users, "user", "recipient `USER` id; repeat for several users")
+	fs.StringVar(&ttl, "ttl", "", "keep the message for a `DURATION` such as 90s or 24h (default: the server's store.ttl)")
+	fs.BoolVar(&broadcast, "broadcast", false, "send to every live connection of every user instead of --user")
+	fs.BoolVar(&raw, "json", false, "print the server's JSON response as received")
+	pos, code, done := parse(env, fs, args, sendUsage, sendExamples)
+	if done {
+		return code
+	}
+
+	switch {
+	case broadcast && len(users) > 0:
+		return env.usageError("--broadcast and --user exclude each other")
+	case !broadcast && len(users) == 0:
+		return env.usageError("--user (or --broadcast) is required")
+	case broadcast && ttl != "":
+		return env.usageError("--ttl does not apply to --broadcast (broadcasts are not stored)")
+	case len(pos) != 1:
+		return env.usageError("expected exactly one DATA argument (a JSON value; quote it for the shell), got %d", len(pos))
+	}
+	for _, u := range users {
+		if !module.ValidUserID(u) {
+			return env.usageError("--user %q: %v", u, module.ErrBadUserID)
+		}
+	}
+	if ttl != "" {
+		if d, err := time.ParseDuration(ttl); err != nil || d <= 0 {
+			return env.usageError("--ttl %q must be a Go duration above zero, such as 90s or 24h", ttl)
+		}
+	}
+	data, msg := readData(pos[0], env.stdin)
+	if msg != "" {
+		return env.usageError("%s", msg)
+	}
+
+	common.fillFromEnv(env.getenv)
+	c, err := newConn(common)
+	if err != nil {
+		return env.usageError("%v", err)
+	}
+	defer c.close()
+
+	if broadcast {
+		return sendBroadcast(ctx, env, c, data, raw)
+	}
+	body := map[string]any{"data": data}
+	if len(users) == 1 {
+		body["userId"] = users[0]
+	} else {
+		body["userIds"] = []string(users)
+	}
+	if ttl != "" {
+		body["ttl"] = ttl
+	}
+	resp, err := c.do(ctx, http.MethodPost, "/pushNews", nil, encode(body))
+	if err != nil {
+		return env.report(c, err)
+	}
+	if raw {
+		writeRaw(env.stdout, resp)
+		return exitOK
+	}
+	var out struct {
+		Results []struct {
+			UserID string `json:"userId"`
+			ID     string `json:"id"`
+			Online bool   `json:"online"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(resp, &out); err != nil {
+		env.errorf("unexpected response %s: %v", errorReason(resp), err)
+		return exitFailed
+	}
+	for _, r := range out.Results {
+		fmt.Fprintf(env.stdout, "%s  id=%s  online=%t\n", r.UserID, r.ID, r.Online)
+	}
+	return exitOK
+}
+
+func sendBroadcast(ctx context.Context, env *runEnv, c *conn, data json.RawMessage, raw bool) int {
+	resp, err := c.do(ctx, http.MethodPost, "/broadcast", nil, encode(map[string]any{"data": data}))
+	if err != nil {
+		return env.report(c, err)
+	}
+	if raw {
+		writeRaw(env.stdout, resp)
+		return exitOK
+	}
+	var out struct {
+		Connections int `json:"connections"`
+	}
+	if err := json.Unmarshal(resp, &out); err != nil {
+		env.errorf("unexpected response %s: %v", errorReason(resp), err)
+		return exitFailed
+	}
+	fmt.Fprintf(env.stdout, "connections=%d\n", out.Connections)
+	return exitOK
+}
+
+// readData returns DATA (from stdin when arg is "-") once it is one JSON value other than null,
+// or the reason it is not.
+func readData(arg string, stdin io.Reader) (json.RawMessage, string) {
+	b := []byte(arg)
+	if arg == "-" {
+		var err error
+		b, err = io.ReadAll(io.LimitReader(stdin, maxDataBytes+1))
+		if err != nil {
+			return nil, "reading DATA from stdin: " + err.Error()
+		}
+		if len(b) > maxDataBytes {
+			return nil, fmt.Sprintf("DATA on stdin is larger than %d bytes", maxDataBytes)
+		}
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return nil, "DATA is empty: give a JSON value such as '{\"title\":\"hi\"}'"
+	}
+	if !json.Valid(b) {
+		var v any
+		err := json.Unmarshal(b, &v)
+		return nil, fmt.Sprintf("DATA is not valid JSON (%v); a string needs JSON quotes: '\"hello\"'", err)
+	}
+	if string(b) == "null" {
+		return nil, "DATA must not be null"
+	}
+	return json.RawMessage(b), ""
+}
+
+// encode marshals a request body without HTML escaping, so DATA reaches the server as written
+// (give or take insignificant whitespace).
+func encode(v any) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v) // maps of strings and valid RawMessage cannot fail
+	return buf.Bytes()
+}

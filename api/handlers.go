@@ -1,0 +1,86 @@
+// Package api is pushd's HTTP surface: Gin routes, middleware and handlers. Handlers are methods
+// on Handlers, which holds every dependency; nothing here keeps package-level state.
+package api
+
+import (
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"pushd/api/demo"
+	"pushd/config"
+	"pushd/module"
+)
+
+// Deps is what the router needs, built once in main.
+type Deps struct {
+	Service  *module.Service
+	Config   config.Config
+	Log      *slog.Logger
+	Registry *prometheus.Registry // served on /metrics and given the HTTP instruments
+}
+
+// Handlers serves every route. Safe for concurrent use.
+type Handlers struct {
+	svc      *module.Service
+	hub      *module.Hub
+	cfg      config.Config
+	log      *slog.Logger
+	origins  *OriginPolicy
+	keys     *APIKeys
+	tokens   *TokenVerifier
+	limiter  *RateLimiter
+	upgrader websocket.Upgrader
+	metrics  *httpMetrics
+	registry *prometheus.Registry
+	demos    *demo.Demos
+	draining atomic.Bool
+}
+
+// NewHandlers builds the handlers from their dependencies.
+func NewHandlers(d Deps) *Handlers {
+	h := &Handlers{
+		svc:      d.Service,
+		hub:      d.Service.Hub(),
+		cfg:      d.Config,
+		log:      d.Log,
+		origins:  NewOriginPolicy(d.Config.WebSocket.AllowedOrigins),
+		keys:     NewAPIKeys(d.Config.Auth.APIKeys),
+		tokens:   NewTokenVerifier(d.Config.Auth.JWTSecret),
+		limiter:  NewRateLimiter(d.Config.Limits.PublishRate, d.Config.Limits.PublishBurst),
+		metrics:  newHTTPMetrics(d.Registry),
+		registry: d.Registry,
+	}
+	h.upgrader = websocket.Upgrader{
+		// 256 bytes: clients send little (pongs, app pings); a small read buffer is most of the
+		// per-connection memory saved against gorilla's 4 KB default.
+		ReadBufferSize: 256,
+		// Write buffers are borrowed per message and returned, so idle connections hold none.
+		WriteBufferPool:  &sync.Pool{},
+		HandshakeTimeout: d.Config.Server.ReadHeaderTimeout,
+		CheckOrigin:      h.origins.Allowed,
+		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+			writeJSONError(w, status, reason.Error())
+		},
+	}
+	h.demos = demo.New(demo.Options{
+		TailFiles:       d.Config.Tail.Files,
+		MaxMessageBytes: d.Config.WebSocket.MaxMessageBytes,
+		WriteWait:       d.Config.WebSocket.WriteWait,
+		PingInterval:    d.Config.WebSocket.PingInterval,
+		PongWait:        d.Config.WebSocket.PongWait,
+		CheckOrigin:     h.origins.Allowed,
+		Log:             d.Log,
+	})
+	return h
+}
+
+// Close ends the demo connections (echo, chat, tail); the push connections belong to the hub.
+func (h *Handlers) Close() { h.demos.Close() }
+
+// SetDraining makes new subscribe attempts answer 503 during shutdown.
+func (h *Handlers) SetDraining() { h.draining.Store(true) }

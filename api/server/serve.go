@@ -1,0 +1,88 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"pushd/config"
+)
+
+// Serve runs the HTTP server until ctx ends, then drains: stop accepting, close sockets with
+// 1001 once their queues are written, flush and close the store.
+func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
+	a, err := New(cfg, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Server.Addr)
+	if err != nil {
+		a.Close(context.Background())
+		return fmt.Errorf("listen on %s (server.addr): %w", cfg.Server.Addr, err)
+	}
+	if cfg.Server.Pprof {
+		stopPprof, err := startPprof(cfg.Server.PprofAddr, log)
+		if err != nil {
+			_ = ln.Close()
+			a.Close(context.Background())
+			return fmt.Errorf("listen on %s (server.pprofAddr): %w", cfg.Server.PprofAddr, err)
+		}
+		defer stopPprof()
+	}
+	srv := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
+		ReadTimeout:       cfg.Server.ReadTimeout,
+		IdleTimeout:       cfg.Server.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
+	}
+	scheme := "http"
+	if cfg.Server.TLS.Enabled() {
+		scheme = "https"
+	}
+	fmt.Fprintf(stdout, "pushd listening on %s://%s\n", scheme, ln.Addr())
+	log.Info("pushd started", "addr", ln.Addr().String(), "store", cfg.Store.Driver, "broker", cfg.Broker.Driver, "tls", cfg.Server.TLS.Enabled())
+	a.warnIfOpen(ln.Addr())
+
+	served := make(chan error, 1)
+	go func() {
+		if cfg.Server.TLS.Enabled() {
+			served <- srv.ServeTLS(ln, cfg.Server.TLS.CertFile, cfg.Server.TLS.KeyFile)
+		} else {
+			served <- srv.Serve(ln)
+		}
+	}()
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-served:
+	}
+
+	log.Info("shutting down", "timeout", cfg.Server.ShutdownTimeout)
+	drainStart := time.Now()
+	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+	defer cancel()
+	a.handlers.SetDraining()
+	// In-flight HTTP requests get half the budget, so one slow request cannot leave the
+	// WebSocket drain (queued frames, then 1001) no time at all.
+	httpCtx, cancelHTTP := context.WithTimeout(drainCtx, cfg.Server.ShutdownTimeout/2)
+	if err := srv.Shutdown(httpCtx); err != nil {
+		log.Warn("http shutdown: requests still running after half of server.shutdownTimeout; closing them", "err", err)
+		_ = srv.Close()
+	}
+	cancelHTTP()
+	a.Close(drainCtx)
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", serveErr)
+	}
+	log.Info("pushd stopped cleanly", "drain", time.Since(drainStart).Round(time.Millisecond))
+	return nil
+}
