@@ -191,15 +191,19 @@ func (c *Client) dropQueueLocked() {
 	c.head = 0
 }
 
-// attach gives the client its upgraded connection.
-func (c *Client) attach(conn *websocket.Conn) {
+// attach gives the client its upgraded connection and reports whether the write loop must start
+// (a backlog, queued frames or a close are waiting); when not, the next enqueue starts it.
+func (c *Client) attach(conn *websocket.Conn) (startWriter bool) {
 	c.mu.Lock()
 	c.conn = conn
 	early := c.abortEarly
+	startWriter = c.backlog != nil || c.head < len(c.queue) || c.closing
+	c.writing = startWriter
 	c.mu.Unlock()
 	if early {
 		c.abort()
 	}
+	return startWriter
 }
 
 // abort cuts the TCP connection: both loops then fail fast and exit. Before attach it only

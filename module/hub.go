@@ -139,57 +139,73 @@ type ConnectOptions struct {
 	ExpiresAt  time.Time // token expiry; zero = never
 }
 
-// Reserve checks the limits and prepares the backlog query. It reads the user's last id now,
-// before the connection is registered: every message committed after that read either reaches
-// the connection live or is in the backlog, which is how a publish racing the connect is neither
-// lost nor doubled.
-func (h *Hub) Reserve(ctx context.Context, opts ConnectOptions) (t *Ticket, err error) {
-	// Listen for the user's live messages before anything else, so none falls between the
-	// last-id read and the registration.
+// Reserve checks the limits, registers the connection (its frames queue until Connect) and
+// then decides what it is owed from the store. Registering before the user's last id is read is
+// what makes a publish racing the connect neither lost nor doubled: a message committed after
+// that read is delivered to the registered client live; one committed before is at or below the
+// last id and comes from the backlog when pending (or after since), deduplicated by id.
+func (h *Hub) Reserve(ctx context.Context, opts ConnectOptions) (*Ticket, error) {
+	// Listen for the user's live messages first (a cluster broker subscribes here), so that
+	// none published after the last-id read is missed.
 	if err := h.watcher.Watch(ctx, opts.UserID); err != nil {
 		return nil, errors.Join(ErrUnavailable, err)
 	}
-	defer func() {
-		if err != nil {
-			h.watcher.Unwatch(opts.UserID)
-		}
-	}()
+	c := newClient(h, opts)
+	// The write loop starts at Connect; until then frames only queue.
+	c.writing = true
+	if err := h.register(c); err != nil {
+		h.watcher.Unwatch(opts.UserID)
+		return nil, err
+	}
 	last, err := h.store.LastID(ctx, opts.UserID)
 	if err != nil {
+		h.unregister(c) // also ends the Watch
 		return nil, errors.Join(ErrUnavailable, err)
 	}
-	c := newClient(h, opts)
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if opts.Since != nil {
 		since := *opts.Since
-		c.backlog = &BacklogQuery{After: since, Since: since}
+		if since < last {
+			c.backlog = &BacklogQuery{After: since, Since: since}
+		}
 		if since <= last {
 			c.floor = since
 		}
 	} else {
 		// Messages up to last that are not pending went to another connection before this one
-		// existed: this connection is owed the pending ones and everything after last.
-		c.backlog = &BacklogQuery{Since: last, Pending: true}
+		// existed: this connection is owed the pending ones; later ones arrive live.
+		if last > 0 {
+			c.backlog = &BacklogQuery{Since: last, Pending: true}
+		}
 		c.floor = last
 	}
-	// The write loop starts at Connect, with the backlog as its first job; until then frames
-	// only queue.
-	c.writing = true
+	if c.backlog == nil {
+		// Nothing stored is owed (a new user, or since at the newest id): no store read, and no
+		// writer goroutine until a message arrives.
+		c.lastSent = c.floor
+	}
+	return &Ticket{hub: h, client: c}, nil
+}
+
+// register adds c to the registry unless a limit or shutdown forbids it.
+func (h *Hub) register(c *Client) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.shutdown {
-		return nil, ErrShuttingDown
+		return ErrShuttingDown
 	}
 	if h.cfg.MaxConns > 0 && h.conns >= h.cfg.MaxConns {
-		return nil, ErrTooManyConns
+		return ErrTooManyConns
 	}
-	u := h.users[opts.UserID]
+	u := h.users[c.userID]
 	if u == nil {
 		u = &userConns{}
-		h.users[opts.UserID] = u
+		h.users[c.userID] = u
 	}
 	if h.cfg.MaxConnsPerUser > 0 && len(u.clients) >= h.cfg.MaxConnsPerUser {
-		h.dropIfEmptyLocked(opts.UserID, u)
-		return nil, ErrTooManyUserConns
+		h.dropIfEmptyLocked(c.userID, u)
+		return ErrTooManyUserConns
 	}
 	h.nextID++
 	c.id = h.nextID
@@ -199,7 +215,7 @@ func (h *Hub) Reserve(ctx context.Context, opts ConnectOptions) (t *Ticket, err 
 	}
 	h.metrics.Connections.Inc()
 	h.conns++
-	return &Ticket{hub: h, client: c}, nil
+	return nil
 }
 
 // Cancel gives the slot back when the upgrade failed. It does nothing after Connect.
@@ -220,7 +236,7 @@ func (h *Hub) Connect(t *Ticket, conn *websocket.Conn) *Client {
 	// net/http may have left its request deadlines on the hijacked socket; the heartbeat and the
 	// per-write deadlines govern it from now on.
 	_ = conn.UnderlyingConn().SetDeadline(time.Time{})
-	c.attach(conn)
+	startWriter := c.attach(conn)
 
 	h.mu.Lock()
 	if h.shutdown {
@@ -233,11 +249,17 @@ func (h *Hub) Connect(t *Ticket, conn *websocket.Conn) *Client {
 		c.abort()
 		return nil
 	}
-	h.clientGoroutines.Add(2)
+	if startWriter {
+		h.clientGoroutines.Add(2)
+	} else {
+		h.clientGoroutines.Add(1)
+	}
 	h.mu.Unlock()
 
 	go c.readLoop()
-	go c.writeLoop()
+	if startWriter {
+		go c.writeLoop()
+	}
 	return c
 }
 

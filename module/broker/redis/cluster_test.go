@@ -553,13 +553,22 @@ func (f *follower) check(t *testing.T, answered []uint64) {
 	}
 }
 
-// waitRegistered waits until each user has want connections registered (live, past the backlog
-// read's starting point) across the nodes. Presence alone is not enough: it counts a connection
-// from just before its upgrade, and a message published in between goes to its pending queue
-// only if no other connection of the user has it.
-func waitRegistered(t *testing.T, nodes []*node, users []string, want int) {
+// waitOpen waits until every follower's first connection is open (its dial returned, so the
+// server has registered it and read where its backlog starts) and each user has want
+// connections across the nodes. Presence or hub.Count alone is not enough: both count a
+// connection from just before its upgrade, and a message published in that window is owed to
+// it only if it is still pending.
+func waitOpen(t *testing.T, nodes []*node, followers []*follower, users []string, want int) {
 	t.Helper()
-	waitFor(t, "every follower to register", func() bool {
+	waitFor(t, "every follower to connect", func() bool {
+		for _, f := range followers {
+			f.mu.Lock()
+			open := len(f.conns) > 0
+			f.mu.Unlock()
+			if !open {
+				return false
+			}
+		}
 		for _, u := range users {
 			got := 0
 			for _, nd := range nodes {
@@ -627,7 +636,7 @@ func TestClusterNodeFailure(t *testing.T) {
 			}()
 		}
 	}
-	waitRegistered(t, n, users, 2)
+	waitOpen(t, n, followers, users, 2)
 	answered := publisher(t, n[2], users, 120, func(i int) {
 		if i == 40 {
 			n[0].kill()
@@ -684,7 +693,7 @@ func TestClusterPubSubOutage(t *testing.T) {
 			}()
 		}
 	}
-	waitRegistered(t, n, users, 2)
+	waitOpen(t, n, followers, users, 2)
 	admin := redistest.Client(t)
 	cuts := 0
 	answered := publisher(t, n[1], users, 200, func(i int) {
@@ -721,7 +730,7 @@ func TestClusterCatchUpAfterReconnect(t *testing.T) {
 	for i, u := range users {
 		clients[i] = n[0].dial(t, u, "")
 	}
-	waitRegistered(t, n, users, 1)
+	waitOpen(t, n, nil, users, 1)
 	admin := redistest.Client(t)
 	ctx := context.Background()
 	for round := uint64(1); round <= 5; round++ {

@@ -106,7 +106,7 @@ func TestClusterRedisRestart(t *testing.T) {
 			}()
 		}
 	}
-	waitRegistered(t, n, users, 2)
+	waitOpen(t, n, followers, users, 2)
 
 	var down, sawUnhealthy atomic.Bool
 	restarted := make(chan struct{})
