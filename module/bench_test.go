@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -147,4 +148,40 @@ func BenchmarkHubBroadcast(b *testing.B) {
 	}
 	waitReceived(b, &received, int64(n*conns))
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n*conns), "ns/delivery")
+}
+
+// BenchmarkIdleConnStack measures the goroutine stack an idle connection holds on the server
+// (its read loop, blocked in gorilla's frame reader) and fails when it is above 3 KB: the read
+// loop is shaped to fit the 2 KB a goroutine starts with (see Client.readLoop), and one more
+// wrapper or defer there doubles it for every connection. It ignores b.N: the figure is per
+// connection over a fixed 2,000.
+func BenchmarkIdleConnStack(b *testing.B) {
+	bh := newBenchHub(b)
+	const conns = 2000
+	url := "ws" + strings.TrimPrefix(bh.srv.URL, "http") + "/?userId="
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := 0; i < conns; i++ {
+		// No client read loop: only the server's goroutines are in the figure.
+		conn, _, err := websocket.DefaultDialer.Dial(fmt.Sprintf("%su%d", url, i), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { conn.Close() })
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for registered(bh.hub) < conns {
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d connections registered", registered(bh.hub), conns)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perConn := float64(after.StackInuse-before.StackInuse) / conns
+	b.ReportMetric(perConn, "stack-B/conn")
+	if perConn > 3072 {
+		b.Fatalf("idle connections hold %.0f bytes of stack each; the read loop no longer fits a 2 KB stack", perConn)
+	}
 }

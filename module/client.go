@@ -72,6 +72,7 @@ type Client struct {
 	closeCode    int
 	closeText    string
 	closeSent    bool // a close frame went out already (gorilla sends 1009 itself)
+	peerCode     int  // read loop only: the close code the peer sent (1000 when none)
 	abortEarly   bool // abort came before attach: cut the connection as soon as it exists
 	unregistered bool // guarded by hub.mu
 
@@ -89,6 +90,7 @@ func newClient(h *Hub, opts ConnectOptions) *Client {
 		remoteAddr:  opts.RemoteAddr,
 		connectedAt: now,
 		readerDone:  make(chan struct{}),
+		peerCode:    websocket.CloseNormalClosure,
 		nextPing:    now.Add(h.cfg.PingInterval).UnixNano(),
 	}
 	if !opts.ExpiresAt.IsZero() {

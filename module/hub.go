@@ -256,6 +256,7 @@ func (h *Hub) Connect(t *Ticket, conn *websocket.Conn) *Client {
 	}
 	h.mu.Unlock()
 
+	c.setupReader()
 	go c.readLoop()
 	if startWriter {
 		go c.writeLoop()
