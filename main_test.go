@@ -75,6 +75,12 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 // a client that does not answer the close frame is cut after min(writeWait, 2s).
 func testConfig(t *testing.T, dir, addr string) (cfgPath, dbPath string) {
 	t.Helper()
+	return testConfigSync(t, dir, addr, "full")
+}
+
+// testConfigSync is testConfig with store.sync set.
+func testConfigSync(t *testing.T, dir, addr, storeSync string) (cfgPath, dbPath string) {
+	t.Helper()
 	dbPath = filepath.Join(dir, "data", "push.db")
 	yaml := fmt.Sprintf(`server:
   addr: %q
@@ -84,11 +90,12 @@ websocket:
 store:
   driver: sqlite
   path: %q
+  sync: %s
 broker:
   driver: local
 log:
   level: info
-`, addr, dbPath)
+`, addr, dbPath, storeSync)
 	cfgPath = filepath.Join(dir, "pushd.yaml")
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)

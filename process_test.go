@@ -171,10 +171,21 @@ func (p *process) wait(timeout time.Duration) int {
 // replays them all.
 func TestProcessKill9KeepsEveryAcceptedMessage(t *testing.T) {
 	t.Parallel()
+	// store.sync normal leaves fsync to checkpoints: the OS still has every commit, so a killed
+	// process loses nothing either (only a machine crash could).
+	for _, storeSync := range []string{"full", "normal"} {
+		t.Run("sync="+storeSync, func(t *testing.T) {
+			t.Parallel()
+			testKill9KeepsEveryAcceptedMessage(t, storeSync)
+		})
+	}
+}
+
+func testKill9KeepsEveryAcceptedMessage(t *testing.T, storeSync string) {
 	bin := pushdBinary(t)
 	dir := t.TempDir()
 	addr := freeAddr(t)
-	cfgPath, _ := testConfig(t, dir, addr)
+	cfgPath, _ := testConfigSync(t, dir, addr, storeSync)
 	p := startProcess(t, bin, cfgPath, addr)
 
 	users := []string{"kill-a", "kill_b", "kill.c@example.com", "kill:d", "KILL-E"}

@@ -48,6 +48,7 @@ var fields = []field{
 	{"store.path", "data/push.db", str(func(c *Config) *string { return &c.Store.Path })},
 	{"store.ttl", "72h", dur(func(c *Config) *time.Duration { return &c.Store.TTL })},
 	{"store.maxPerUser", 1000, integer(func(c *Config) *int { return &c.Store.MaxPerUser })},
+	{"store.sync", "full", str(func(c *Config) *string { return &c.Store.Sync })},
 
 	{"broker.driver", "local", str(func(c *Config) *string { return &c.Broker.Driver })},
 

@@ -97,6 +97,9 @@ func (c Config) Validate() error {
 	if c.Store.MaxPerUser < 1 {
 		return bad("store.maxPerUser", "must be at least 1, got %d", c.Store.MaxPerUser)
 	}
+	if c.Store.Sync != "full" && c.Store.Sync != "normal" {
+		return bad("store.sync", "must be full or normal, got %q", c.Store.Sync)
+	}
 	switch c.Broker.Driver {
 	case "local":
 	case "redis":

@@ -71,7 +71,7 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 	case "memory":
 		a.store = memory.New(storeOpts)
 	case "sqlite":
-		s, err := sqlite.Open(cfg.Store.Path, storeOpts)
+		s, err := sqlite.Open(cfg.Store.Path, storeOpts, sqlite.WithSync(sqlite.Sync(cfg.Store.Sync)))
 		if err != nil {
 			a.closeRedis()
 			return nil, fmt.Errorf("store.path: %w", err)

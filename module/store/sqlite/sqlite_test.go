@@ -637,3 +637,31 @@ func TestWALStaysBounded(t *testing.T) {
 	}
 	t.Logf("WAL %d KB after %d commits", info.Size()>>10, commits)
 }
+
+// TestSyncModes: store.sync sets SQLite's synchronous level on the connection that commits
+// (FULL = 2: fsync every commit; NORMAL = 1: fsync at checkpoints); anything else is refused.
+func TestSyncModes(t *testing.T) {
+	for _, tc := range []struct {
+		opts []Option
+		want int
+	}{{nil, 2}, {[]Option{WithSync(SyncFull)}, 2}, {[]Option{WithSync(SyncNormal)}, 1}} {
+		s, err := Open(filepath.Join(t.TempDir(), "push.db"), module.StoreOptions{}, tc.opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustAppend(t, s, d("u", `1`))
+		var level int
+		if err := s.write.QueryRow(`PRAGMA synchronous`).Scan(&level); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if level != tc.want {
+			t.Fatalf("synchronous = %d with %d options, want %d", level, len(tc.opts), tc.want)
+		}
+	}
+	if _, err := Open(filepath.Join(t.TempDir(), "push.db"), module.StoreOptions{}, WithSync("off")); err == nil {
+		t.Fatal("Open accepted sync \"off\"")
+	}
+}
