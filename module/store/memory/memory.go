@@ -54,7 +54,11 @@ func (s *Store) Append(_ context.Context, drafts []module.Draft) ([]module.Messa
 		m := module.Message{ID: s.lastID, UserID: d.UserID, Data: d.Data, CreatedAt: now, ExpiresAt: module.ExpiresAt(now, d.TTL)}
 		list := append(s.users[d.UserID], entry{msg: m})
 		if over := len(list) - s.opts.MaxPerUser; over > 0 {
-			list = append(list[:0:0], list[over:]...)
+			// Drop from the front without copying the rest (a user at the limit would cost a copy
+			// of maxPerUser entries per append); the next growth of the slice copies only what is
+			// kept, so the array stays within about twice maxPerUser.
+			clear(list[:over]) // let the dropped messages' data go now
+			list = list[over:]
 			s.opts.Metrics.Trimmed.Add(float64(over))
 		}
 		s.users[d.UserID] = list
