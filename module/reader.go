@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -90,10 +91,16 @@ func (c *Client) tooBig() {
 	c.closeSent = true
 	c.mu.Unlock()
 	c.hub.unregister(c)
-	// Discard input until the peer falls quiet (its close frame has then arrived) or the grace
-	// period ends, then cut the connection.
-	nc := c.conn.UnderlyingConn()
-	end := time.Now().Add(min(c.hub.cfg.WriteWait, closeGrace))
+	DiscardInput(c.conn.UnderlyingConn(), min(c.hub.cfg.WriteWait, closeGrace))
+	c.abort()
+}
+
+// DiscardInput reads and drops what the peer sends until it falls quiet for 100 ms (its close
+// frame has then arrived) or grace ends. Use it before cutting a connection that still has
+// unread input, such as the rest of a frame over the read limit: closing a socket with unread
+// input makes the kernel send a reset that can destroy the close frame in flight.
+func DiscardInput(nc net.Conn, grace time.Duration) {
+	end := time.Now().Add(grace)
 	buf := make([]byte, 4096)
 	for time.Now().Before(end) {
 		next := time.Now().Add(100 * time.Millisecond)
@@ -102,10 +109,9 @@ func (c *Client) tooBig() {
 		}
 		_ = nc.SetReadDeadline(next)
 		if _, err := nc.Read(buf); err != nil {
-			break
+			return
 		}
 	}
-	c.abort()
 }
 
 // isAppPing reports whether a client frame is {"type":"ping"}; anything else is ignored.

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"pushd/module"
 )
 
 // CloseSlowConsumer is the close code of a chat member whose send queue overflowed (as in the core).
@@ -178,7 +180,8 @@ func (c *conn) readLoop(onMessage func(c *conn, kind int, data []byte)) {
 			switch {
 			case errors.Is(err, websocket.ErrReadLimit):
 				c.stop(websocket.CloseMessageTooBig, "")
-				c.discardInput()
+				// gorilla has sent 1009 but the rest of the frame is unread.
+				module.DiscardInput(c.ws.UnderlyingConn(), min(c.d.opts.WriteWait, closeGrace))
 			case errors.As(err, &ce):
 				c.stop(peerCode, "")
 			default:
@@ -189,25 +192,6 @@ func (c *conn) readLoop(onMessage func(c *conn, kind int, data []byte)) {
 		_ = ws.SetReadDeadline(time.Now().Add(pongWait))
 		if onMessage != nil {
 			onMessage(c, kind, data)
-		}
-	}
-}
-
-// discardInput runs after an oversized frame: gorilla has sent 1009 but the rest of the frame is
-// unread, and closing a socket with unread input makes the kernel send a reset that can destroy
-// the close frame. So read and drop until the peer falls quiet or the grace period ends.
-func (c *conn) discardInput() {
-	nc := c.ws.UnderlyingConn()
-	end := time.Now().Add(min(c.d.opts.WriteWait, closeGrace))
-	buf := make([]byte, 4096)
-	for time.Now().Before(end) {
-		next := time.Now().Add(100 * time.Millisecond)
-		if next.After(end) {
-			next = end
-		}
-		_ = nc.SetReadDeadline(next)
-		if _, err := nc.Read(buf); err != nil {
-			return
 		}
 	}
 }
