@@ -553,6 +553,45 @@ func (f *follower) check(t *testing.T, answered []uint64) {
 	}
 }
 
+// followerGroup is one follower per user and route, each reading until it has the last id
+// answered to its user.
+type followerGroup struct {
+	targets   map[string]*atomic.Uint64
+	all       []*follower
+	wg        sync.WaitGroup
+	published chan struct{}
+}
+
+// startFollowers starts, for every user, one follower on each route; they give up at timeout.
+func startFollowers(t *testing.T, users []string, routes [][]*node, timeout time.Duration) *followerGroup {
+	g := &followerGroup{targets: map[string]*atomic.Uint64{}, published: make(chan struct{})}
+	deadline := time.Now().Add(timeout)
+	for _, u := range users {
+		target := &atomic.Uint64{}
+		g.targets[u] = target
+		for _, route := range routes {
+			f := &follower{user: u, nodes: route}
+			g.all = append(g.all, f)
+			g.wg.Add(1)
+			go func() {
+				defer g.wg.Done()
+				f.run(t, target, g.published, deadline)
+			}()
+		}
+	}
+	return g
+}
+
+// donePublishing tells every follower the last id answered to its user: nothing more is coming.
+func (g *followerGroup) donePublishing(answered map[string][]uint64) {
+	for u, target := range g.targets {
+		if ids := answered[u]; len(ids) > 0 {
+			target.Store(ids[len(ids)-1])
+		}
+	}
+	close(g.published)
+}
+
 // waitOpen waits until every follower's first connection is open (its dial returned, so the
 // server has registered it and read where its backlog starts) and each user has want
 // connections across the nodes. Presence or hub.Count alone is not enough: both count a
@@ -617,26 +656,9 @@ func publisher(t *testing.T, nd *node, users []string, rounds int, during func(i
 func TestClusterNodeFailure(t *testing.T) {
 	n := newCluster(t, 3)
 	users := []string{"u0", "u1", "u2", "u3"}
-	targets := map[string]*atomic.Uint64{}
-	var followers []*follower
-	var wg sync.WaitGroup
-	published := make(chan struct{})
-	deadline := time.Now().Add(40 * time.Second)
-	for _, u := range users {
-		target := &atomic.Uint64{}
-		targets[u] = target
-		// One follower starts on the victim (n1) and falls back to n2; a witness stays on n2.
-		for _, route := range [][]*node{{n[0], n[1]}, {n[1], n[2]}} {
-			f := &follower{user: u, nodes: route}
-			followers = append(followers, f)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				f.run(t, target, published, deadline)
-			}()
-		}
-	}
-	waitOpen(t, n, followers, users, 2)
+	// One follower starts on the victim (n1) and falls back to n2; a witness stays on n2.
+	g := startFollowers(t, users, [][]*node{{n[0], n[1]}, {n[1], n[2]}}, 40*time.Second)
+	waitOpen(t, n, g.all, users, 2)
 	answered := publisher(t, n[2], users, 120, func(i int) {
 		if i == 40 {
 			n[0].kill()
@@ -646,11 +668,10 @@ func TestClusterNodeFailure(t *testing.T) {
 		if len(answered[u]) != 120 {
 			t.Fatalf("%s: %d of 120 publishes answered", u, len(answered[u]))
 		}
-		targets[u].Store(answered[u][len(answered[u])-1])
 	}
-	close(published)
-	wg.Wait()
-	for _, f := range followers {
+	g.donePublishing(answered)
+	g.wg.Wait()
+	for _, f := range g.all {
 		f.check(t, answered[f.user])
 		f.mu.Lock()
 		if f.nodes[0] == n[0] && len(f.conns) < 2 {
@@ -674,26 +695,9 @@ func TestClusterNodeFailure(t *testing.T) {
 func TestClusterPubSubOutage(t *testing.T) {
 	n := newCluster(t, 2)
 	users := []string{"v0", "v1", "v2"}
-	targets := map[string]*atomic.Uint64{}
-	var followers []*follower
-	var wg sync.WaitGroup
-	published := make(chan struct{})
-	deadline := time.Now().Add(40 * time.Second)
-	for _, u := range users {
-		target := &atomic.Uint64{}
-		targets[u] = target
-		for range 2 {
-			// Only n1: a reconnect would hide a loss behind since.
-			f := &follower{user: u, nodes: []*node{n[0]}}
-			followers = append(followers, f)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				f.run(t, target, published, deadline)
-			}()
-		}
-	}
-	waitOpen(t, n, followers, users, 2)
+	// Two followers per user, only on n1: a reconnect would hide a loss behind since.
+	g := startFollowers(t, users, [][]*node{{n[0]}, {n[0]}}, 40*time.Second)
+	waitOpen(t, n, g.all, users, 2)
 	admin := redistest.Client(t)
 	cuts := 0
 	answered := publisher(t, n[1], users, 200, func(i int) {
@@ -702,12 +706,9 @@ func TestClusterPubSubOutage(t *testing.T) {
 			cuts++
 		}
 	})
-	for _, u := range users {
-		targets[u].Store(answered[u][len(answered[u])-1])
-	}
-	close(published)
-	wg.Wait()
-	for _, f := range followers {
+	g.donePublishing(answered)
+	g.wg.Wait()
+	for _, f := range g.all {
 		f.check(t, answered[f.user])
 		f.mu.Lock()
 		if len(f.conns) != 1 {

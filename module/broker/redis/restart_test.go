@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -88,25 +87,8 @@ func TestClusterRedisRestart(t *testing.T) {
 	prefix := "restart:"
 	n := []*node{newNode(t, prefix, "n1", r.addr, true), newNode(t, prefix, "n2", r.addr, true)}
 	users := []string{"r0", "r1", "r2"}
-	targets := map[string]*atomic.Uint64{}
-	var followers []*follower
-	var wg sync.WaitGroup
-	published := make(chan struct{})
-	deadline := time.Now().Add(45 * time.Second)
-	for _, u := range users {
-		target := &atomic.Uint64{}
-		targets[u] = target
-		for _, route := range [][]*node{{n[0]}, {n[1]}} {
-			f := &follower{user: u, nodes: route}
-			followers = append(followers, f)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				f.run(t, target, published, deadline)
-			}()
-		}
-	}
-	waitOpen(t, n, followers, users, 2)
+	g := startFollowers(t, users, [][]*node{{n[0]}, {n[1]}}, 45*time.Second)
+	waitOpen(t, n, g.all, users, 2)
 
 	var down, sawUnhealthy atomic.Bool
 	restarted := make(chan struct{})
@@ -135,16 +117,13 @@ func TestClusterRedisRestart(t *testing.T) {
 	got := 0
 	for _, u := range users {
 		got += len(answered[u])
-		if len(answered[u]) > 0 {
-			targets[u].Store(answered[u][len(answered[u])-1])
-		}
 	}
-	close(published)
+	g.donePublishing(answered)
 	if got == 0 || got == 150*len(users) {
 		t.Fatalf("%d of %d publishes answered 200: the outage did not show", got, 150*len(users))
 	}
-	wg.Wait()
-	for _, f := range followers {
+	g.wg.Wait()
+	for _, f := range g.all {
 		f.check(t, answered[f.user])
 	}
 	for _, u := range users {
