@@ -3,21 +3,12 @@ package api
 import (
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 
 	"pushd/module"
 )
-
-type publishResult struct {
-	UserID string `json:"userId"`
-	ID     string `json:"id"`
-	Online bool   `json:"online"`
-}
-
-type publishResponse struct {
-	Results []publishResult `json:"results"`
-}
 
 // publish is POST /pushNews: validate, store durably, deliver, then answer.
 func (h *Handlers) publish(c *gin.Context) {
@@ -35,11 +26,28 @@ func (h *Handlers) publish(c *gin.Context) {
 		failFrom(c, err)
 		return
 	}
-	resp := publishResponse{Results: make([]publishResult, len(results))}
+	c.Data(http.StatusOK, jsonContentType, appendPublishResponse(make([]byte, 0, 32+48*len(results)), results))
+}
+
+const jsonContentType = "application/json; charset=utf-8"
+
+// appendPublishResponse writes {"results":[{"userId":"U","id":"42","online":true},...]} by hand:
+// it answers every publish, and user ids need no escaping (module.ValidUserID's alphabet).
+func appendPublishResponse(dst []byte, results []module.PublishResult) []byte {
+	dst = append(dst, `{"results":[`...)
 	for i, r := range results {
-		resp.Results[i] = publishResult{UserID: r.UserID, ID: module.FormatID(r.ID), Online: r.Online}
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"userId":"`...)
+		dst = append(dst, r.UserID...)
+		dst = append(dst, `","id":"`...)
+		dst = strconv.AppendUint(dst, r.ID, 10)
+		dst = append(dst, `","online":`...)
+		dst = strconv.AppendBool(dst, r.Online)
+		dst = append(dst, '}')
 	}
-	c.JSON(http.StatusOK, resp)
+	return append(dst, "]}"...)
 }
 
 // broadcast is POST /broadcast: live-only, to every connection on every node.
