@@ -66,6 +66,10 @@ type Client struct {
 	queue        []outFrame
 	head         int
 	writing      bool          // a write loop is running (or has finished the close for good)
+	idle         bool          // the write loop is parked on wake, its queue empty
+	idleSince    uint64        // the heartbeat round in which it parked
+	retire       bool          // the heartbeat told the parked write loop to exit
+	wake         chan struct{} // capacity 1; made when a write loop first parks
 	backlog      *BacklogQuery // the backlog to send before anything else; nil once sent
 	closing      bool          // no more frames accepted
 	drain        bool          // when closing: send what is queued first (shutdown)
@@ -145,6 +149,7 @@ func (c *Client) enqueue(f outFrame) {
 	if start {
 		c.hub.clientGoroutines.Add(1)
 	}
+	c.wakeLocked()
 	c.mu.Unlock()
 	if start {
 		go c.writeLoop()
@@ -176,6 +181,7 @@ func (c *Client) closeWith(code int, text string, drain bool) {
 // running already, and closeWith starts one when none is.
 func (c *Client) startCloseLocked(code int, text string, drain bool) {
 	c.closing = true
+	c.wakeLocked()
 	c.drain = drain
 	c.closeCode = code
 	c.closeText = text
@@ -222,20 +228,40 @@ func (c *Client) abort() {
 	}
 }
 
-// pop takes the next job for the write loop. It returns ok=false when the loop must exit.
-func (c *Client) pop() (f outFrame, backlog *BacklogQuery, closeNow bool, ok bool) {
+// wakeLocked resumes a parked write loop: frames or a close are waiting.
+func (c *Client) wakeLocked() {
+	if c.idle {
+		c.idle = false
+		c.wake <- struct{}{} // never blocks: one token per parking, and the loop takes it
+	}
+}
+
+// retireIdleWriter ends a write loop that has been parked since before the previous heartbeat
+// round: from then on the connection costs no goroutine again until something is sent.
+func (c *Client) retireIdleWriter(round uint64) {
+	c.mu.Lock()
+	if c.idle && c.idleSince+1 < round {
+		c.retire = true
+		c.wakeLocked()
+	}
+	c.mu.Unlock()
+}
+
+// pop takes the next job for the write loop. It returns ok=false when the loop must exit and
+// park=true when it must wait on c.wake (only when linger is asked for and nothing is queued).
+func (c *Client) pop(linger bool) (f outFrame, backlog *BacklogQuery, closeNow, park, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.backlog != nil {
 		backlog, c.backlog = c.backlog, nil
-		return f, backlog, false, true
+		return f, backlog, false, false, true
 	}
 	if c.head < len(c.queue) {
 		f = c.queue[c.head]
 		c.queue[c.head] = outFrame{}
 		c.head++
 		c.hub.metrics.Queued.Dec()
-		return f, nil, false, true
+		return f, nil, false, false, true
 	}
 	c.queue = c.queue[:0]
 	c.head = 0
@@ -243,20 +269,35 @@ func (c *Client) pop() (f outFrame, backlog *BacklogQuery, closeNow bool, ok boo
 		c.queue = nil // an idle connection keeps no queue memory
 	}
 	if c.closing {
-		return f, nil, true, true // writing stays true: this client never gets another writer
+		return f, nil, true, false, true // writing stays true: this client never gets another writer
 	}
+	if linger && !c.retire {
+		if c.wake == nil {
+			c.wake = make(chan struct{}, 1)
+		}
+		c.idle = true
+		c.idleSince = c.hub.heartbeatRound.Load()
+		return f, nil, false, true, true
+	}
+	c.retire = false
 	c.writing = false
-	return f, nil, false, false
+	return f, nil, false, false, false
 }
 
-// writeLoop is the only goroutine that writes to conn. It exits when the queue is empty and is
-// started again by the next enqueue.
+// writeLoop is the only goroutine that writes to conn. When its queue runs empty after a
+// broadcast it parks for one to two heartbeat rounds before exiting: broadcasts reach every
+// connection at once, so under a stream of them each connection keeps one writer instead of
+// starting one per frame, whose start and stack growth (the write path through gorilla needs
+// more than the first 2 KB) cost about a sixth of a delivery. After anything else it exits at
+// once: a user's own messages are sparse, and a parked writer is woken no cheaper than a new
+// one is started (the GC shrinks parked stacks), so idle connections keep no goroutine.
 func (c *Client) writeLoop() {
 	defer c.hub.clientGoroutines.Done()
 	var delivered []uint64
 	defer func() { c.markDelivered(delivered) }()
+	wroteBroadcast := false
 	for {
-		f, backlog, closeNow, ok := c.pop()
+		f, backlog, closeNow, park, ok := c.pop(wroteBroadcast)
 		if !ok {
 			return
 		}
@@ -264,6 +305,15 @@ func (c *Client) writeLoop() {
 			c.finishClose()
 			return
 		}
+		if park {
+			// Marks must not wait for the next frame: pending reads and stats rely on them.
+			c.markDelivered(delivered)
+			delivered = nil
+			wroteBroadcast = false
+			<-c.wake
+			continue
+		}
+		wroteBroadcast = wroteBroadcast || f.kind == frameBroadcast
 		var err error
 		if backlog != nil {
 			delivered, err = c.writeBacklog(*backlog, delivered, 0)
@@ -459,6 +509,7 @@ func (c *Client) checkHeartbeat(now int64) {
 		c.closing = true
 		c.closeSent = true
 		c.dropQueueLocked()
+		c.wakeLocked()
 		c.mu.Unlock()
 		c.hub.unregister(c)
 		c.abort()

@@ -35,10 +35,15 @@ type handshakeHub struct {
 
 func newHandshakeHub(t *testing.T, inWindow func(h *module.Hub, user string)) *handshakeHub {
 	t.Helper()
+	return newHandshakeHubWith(t, module.HubConfig{}, inWindow)
+}
+
+func newHandshakeHubWith(t *testing.T, cfg module.HubConfig, inWindow func(h *module.Hub, user string)) *handshakeHub {
+	t.Helper()
 	hh := &handshakeHub{}
 	var broker *module.LocalBroker
 	hh.store = memory.New(module.StoreOptions{OnCommit: func(m []module.Message) { broker.Deliver(m) }})
-	hh.hub = module.NewHub(module.HubConfig{}, hh.store, nil, nil)
+	hh.hub = module.NewHub(cfg, hh.store, nil, nil)
 	broker = module.NewLocalBroker(hh.hub)
 	up := websocket.Upgrader{}
 	hh.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -22,8 +22,10 @@ func (h *Hub) runHeartbeat() {
 		case now := <-t.C:
 			clients = h.snapshot(clients[:0])
 			n := now.UnixNano()
+			round := h.heartbeatRound.Add(1)
 			for _, c := range clients {
 				c.checkHeartbeat(n)
+				c.retireIdleWriter(round)
 			}
 			clear(clients)
 		}

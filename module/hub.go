@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -70,6 +71,7 @@ type Hub struct {
 	stop             chan struct{}  // closed by Close: ends the heartbeat
 	stopOnce         sync.Once
 	heartbeatDone    chan struct{}
+	heartbeatRound   atomic.Uint64 // heartbeat ticks so far; parked write loops retire by it
 }
 
 // userConns is one user's entry. clients is copy-on-write: delivery reads it without copying.
