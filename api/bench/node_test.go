@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
@@ -23,6 +24,12 @@ type node struct {
 // driver ("sqlite" in t.TempDir(), or "memory"); it is torn down in t.Cleanup.
 func newNode(t testing.TB, driver string, tune func(*config.Config)) *node {
 	t.Helper()
+	return newNodeOn(t, driver, tune, httptest.NewServer)
+}
+
+// newNodeOn is newNode with the listener of choice (httptest.NewTLSServer for HTTPS).
+func newNodeOn(t testing.TB, driver string, tune func(*config.Config), listen func(http.Handler) *httptest.Server) *node {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Store.Driver = driver
 	cfg.Store.Path = filepath.Join(t.TempDir(), "push.db")
@@ -34,7 +41,7 @@ func newNode(t testing.TB, driver string, tune func(*config.Config)) *node {
 	if err != nil {
 		t.Fatalf("build node: %v", err)
 	}
-	n := &node{cfg: cfg, srv: httptest.NewServer(a.Handler())}
+	n := &node{cfg: cfg, srv: listen(a.Handler())}
 	t.Cleanup(func() {
 		n.srv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

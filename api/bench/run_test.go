@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -417,5 +418,43 @@ func TestPublishServer(t *testing.T) {
 	}
 	if r := runBench(t, "unicast", "--server", n.srv.URL, "--publish-server", "http://203.0.113.7:8080"); r.code != 2 {
 		t.Fatalf("remote --publish-server without --allow-remote: exit %d, want 2", r.code)
+	}
+}
+
+// Publishes and subscribers over TLS: with --insecure a self-signed server is measured; without
+// it the certificate is refused and the run fails.
+func TestTLS(t *testing.T) {
+	n := newNodeOn(t, "memory", nil, httptest.NewTLSServer)
+	base := []string{"unicast", "--server", n.srv.URL, "--conns", "5", "--messages", "50", "--publishers", "2", "--timeout", "20s"}
+	r := runBench(t, append(base, "--insecure")...)
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	m := lastJSON(t, r)
+	wantNum(t, m, "answered", 50)
+	wantNum(t, m, "deliveries", 50)
+	wantNum(t, m, "lost_messages", 0)
+
+	r = runBench(t, base...)
+	if r.code != 1 {
+		t.Fatalf("exit %d without --insecure, want 1\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	if m := lastJSON(t, r); m["ok"] != false {
+		t.Fatalf("ok %v without --insecure", m["ok"])
+	}
+}
+
+// A publish the server refuses is counted under its status code, never as delivered.
+func TestRefusedPublishesCounted(t *testing.T) {
+	n := newNode(t, "memory", func(c *config.Config) { c.Auth.APIKeys = []string{"right-key"} })
+	r := runBench(t, "unicast", "--server", n.srv.URL, "--key", "wrong-key", "--conns", "3", "--messages", "30", "--publishers", "2", "--drain", "100ms")
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	m := lastJSON(t, r)
+	wantNum(t, m, "answered", 0)
+	wantNum(t, m, "deliveries", 0)
+	if got := m["http_errors"].(map[string]any)["401"]; fmt.Sprint(got) != "30" {
+		t.Fatalf("http_errors %v, want 401: 30", m["http_errors"])
 	}
 }

@@ -1,14 +1,11 @@
 package bench
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -24,7 +21,7 @@ type bench struct {
 	t        *target
 	stderr   io.Writer
 	clk      clock
-	http     *http.Client
+	posts    *poster
 	tokenExp time.Time
 
 	subs      []*subscriber
@@ -62,18 +59,7 @@ func newBench(o options, t *target, stderr io.Writer) *bench {
 	case modeBroadcast:
 		b.perMsg = make([]atomic.Int32, o.broadcasts)
 	}
-	tr := &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: o.dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        2 * o.publishers,
-		MaxIdleConnsPerHost: 2 * o.publishers,
-		IdleConnTimeout:     90 * time.Second,
-		TLSHandshakeTimeout: o.dialTimeout,
-	}
-	if o.insecure {
-		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for with --insecure
-	}
-	b.http = &http.Client{Transport: tr, Timeout: o.reqTimeout}
+	b.posts = newPoster(o, t.publishBase)
 	return b
 }
 
@@ -192,7 +178,7 @@ func (b *bench) run(ctx context.Context) *Report {
 	}
 
 	b.closeAll()
-	b.http.CloseIdleConnections()
+	b.posts.close()
 	rep.Dropped = b.dropped.Load()
 	rep.DropReasons = b.drops.snapshot()
 	rep.UnexpectedFrames = b.unexpected.Load()
@@ -255,30 +241,6 @@ func (b *bench) limiter() *rate.Limiter {
 	lim := rate.NewLimiter(rate.Limit(b.o.rate), burst)
 	lim.AllowN(time.Now(), burst)
 	return lim
-}
-
-// post sends body to path and returns the status and (when keep) up to 64 KB of the answer.
-// The body is always read to its end (bounded) so that the connection is reused.
-func (b *bench) post(ctx context.Context, path string, body []byte, keep bool) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.t.publishBase+path, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if b.o.key != "" {
-		req.Header.Set("Authorization", "Bearer "+b.o.key)
-	}
-	resp, err := b.http.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	var out []byte
-	if keep {
-		out, err = io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	return resp.StatusCode, out, err
 }
 
 // noteHTTP records a failed publish: by status code, or by transport error.
@@ -354,8 +316,7 @@ func (b *bench) unicast(ctx context.Context, rep *Report) {
 				body = append(body, `,"s":`...)
 				body = strconv.AppendInt(body, int64(s), 10)
 				body = append(body, `}}`...)
-				// The transport may read a body after Do returns on some errors: send a copy.
-				status, _, err := b.post(ctx, "/pushNews", bytes.Clone(body), false)
+				status, _, err := b.posts.post(ctx, "/pushNews", body, false)
 				if err != nil || status != http.StatusOK {
 					if ctx.Err() == nil {
 						b.noteHTTP(status, err)
@@ -441,7 +402,7 @@ func (b *bench) broadcast(ctx context.Context, rep *Report) {
 		body = append(body, `,"s":`...)
 		body = strconv.AppendInt(body, int64(s), 10)
 		body = append(body, `}}`...)
-		status, out, err := b.post(ctx, "/broadcast", bytes.Clone(body), rep.ServerConnections == nil)
+		status, out, err := b.posts.post(ctx, "/broadcast", body, rep.ServerConnections == nil)
 		if err != nil || status != http.StatusOK {
 			if ctx.Err() == nil {
 				b.noteHTTP(status, err)
