@@ -289,8 +289,8 @@ func (c *Client) pop(linger bool) (f outFrame, backlog *BacklogQuery, closeNow, 
 // connection at once, so under a stream of them each connection keeps one writer instead of
 // starting one per frame, whose start and stack growth (the write path through gorilla needs
 // more than the first 2 KB) cost about a sixth of a delivery. After anything else it exits at
-// once: a user's own messages are sparse, and a parked writer is woken no cheaper than a new
-// one is started (the GC shrinks parked stacks), so idle connections keep no goroutine.
+// once: a user's own messages are sparse, so a parked writer would mostly wait out its rounds
+// as one more grown stack for the GC to scan, and idle connections keep no goroutine.
 func (c *Client) writeLoop() {
 	defer c.hub.clientGoroutines.Done()
 	var delivered []uint64
