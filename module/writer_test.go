@@ -56,16 +56,8 @@ func dialMany(t *testing.T, hh *handshakeHub, n int) []*websocket.Conn {
 	for i := range conns {
 		conns[i] = hh.dial(t, "w"+strings.Repeat("x", i))
 	}
-	waitFor(t, "all registered", 5*time.Second, func() bool { return registeredConns(hh.hub) == n })
+	waitFor(t, "all registered", 5*time.Second, func() bool { return registered(hh.hub) == n })
 	return conns
-}
-
-func registeredConns(h *module.Hub) int {
-	total := 0
-	for _, u := range h.Users() {
-		total += u.Connections
-	}
-	return total
 }
 
 func allAtLeast(counts []*atomic.Int64, n int64) func() bool {
@@ -110,7 +102,7 @@ func TestParkedWritersClose(t *testing.T) {
 	hh := newHandshakeHubWith(t, module.HubConfig{}, func(*module.Hub, string) {}) // rounds of 1.25 s
 	kicked := hh.dial(t, "kicked")
 	stays := hh.dial(t, "stays")
-	waitFor(t, "both registered", 5*time.Second, func() bool { return registeredConns(hh.hub) == 2 })
+	waitFor(t, "both registered", 5*time.Second, func() bool { return registered(hh.hub) == 2 })
 	hh.hub.Broadcast(json.RawMessage(`"hello"`), time.Now())
 	for _, conn := range []*websocket.Conn{kicked, stays} {
 		if _, b, err := conn.ReadMessage(); err != nil || !strings.Contains(string(b), `"hello"`) {
@@ -139,12 +131,12 @@ func TestParkedWriterOfSilentPeerIsDropped(t *testing.T) {
 	// timeout must still end the connection and its writer (goleak checks the goroutines).
 	hh := newHandshakeHubWith(t, module.HubConfig{PingInterval: 40 * time.Millisecond, PongWait: 150 * time.Millisecond}, func(*module.Hub, string) {})
 	conn := hh.dial(t, "silent")
-	waitFor(t, "registered", 5*time.Second, func() bool { return registeredConns(hh.hub) == 1 })
+	waitFor(t, "registered", 5*time.Second, func() bool { return registered(hh.hub) == 1 })
 	hh.hub.Broadcast(json.RawMessage(`"last words"`), time.Now())
 	if _, b, err := conn.ReadMessage(); err != nil || !strings.Contains(string(b), "last words") {
 		t.Fatalf("got %s, %v; want the broadcast", b, err)
 	}
-	waitFor(t, "silent peer dropped", 3*time.Second, func() bool { return registeredConns(hh.hub) == 0 })
+	waitFor(t, "silent peer dropped", 3*time.Second, func() bool { return registered(hh.hub) == 0 })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := hh.hub.WaitIdle(ctx); err != nil {
