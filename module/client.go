@@ -280,6 +280,7 @@ func (c *Client) pop(linger bool) (f outFrame, backlog *BacklogQuery, closeNow, 
 		return f, nil, false, true, true
 	}
 	c.retire = false
+	c.wake = nil // no token is left in it: each one is taken right after parking
 	c.writing = false
 	return f, nil, false, false, false
 }
