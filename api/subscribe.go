@@ -90,7 +90,7 @@ func (h *Handlers) subscribe(c *gin.Context) {
 		failFrom(c, err)
 		return
 	}
-	conn, err := h.upgrader.Upgrade(c.Writer, r, nil)
+	conn, err := h.upgrader.Upgrade(module.BatchWrites(c.Writer), r, nil)
 	if err != nil {
 		ticket.Cancel() // the upgrader has answered the client already
 		return

@@ -44,12 +44,20 @@ func newBenchHub(b *testing.B) *benchHub {
 	up := websocket.Upgrader{ReadBufferSize: 256, WriteBufferPool: &sync.Pool{}}
 	bh.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		opts := module.ConnectOptions{UserID: r.URL.Query().Get("userId"), RemoteAddr: r.RemoteAddr}
+		if since := r.URL.Query().Get("since"); since != "" {
+			n, err := module.ParseSince(since)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			opts.Since = &n
+		}
 		t, err := bh.hub.Reserve(r.Context(), opts)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusTooManyRequests)
 			return
 		}
-		conn, err := up.Upgrade(w, r, nil)
+		conn, err := up.Upgrade(module.BatchWrites(w), r, nil)
 		if err != nil {
 			t.Cancel()
 			return
@@ -184,4 +192,32 @@ func BenchmarkIdleConnStack(b *testing.B) {
 	if perConn > 3584 {
 		b.Fatalf("idle connections hold %.0f bytes of stack each; the read loop no longer fits a 2 KB stack", perConn)
 	}
+}
+
+// BenchmarkBacklogReplay: a user comes back online to 200 stored messages (one backlog page):
+// connect, receive them all, disconnect. ns/op covers the whole reconnect.
+func BenchmarkBacklogReplay(b *testing.B) {
+	bh := newBenchHub(b)
+	const stored = 200
+	drafts := make([]module.Draft, stored)
+	for i := range drafts {
+		drafts[i] = module.Draft{UserID: "back", Data: json.RawMessage(`{"title":"while you were away"}`), TTL: time.Hour}
+	}
+	if _, err := bh.store.Append(context.Background(), drafts); err != nil {
+		b.Fatal(err)
+	}
+	url := "ws" + strings.TrimPrefix(bh.srv.URL, "http") + "/?userId=back&since=0"
+	for b.Loop() {
+		conn, _, err := websocket.DefaultDialer.Dial(url, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := 0; i < stored; i++ {
+			if _, _, err := conn.ReadMessage(); err != nil {
+				b.Fatalf("message %d: %v", i, err)
+			}
+		}
+		conn.Close()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*stored), "ns/message")
 }

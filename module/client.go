@@ -1,8 +1,6 @@
 package module
 
 import (
-	"context"
-	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +50,7 @@ const closeGrace = 2 * time.Second
 type Client struct {
 	hub         *Hub
 	conn        *websocket.Conn // set once by attach, under mu; the loops start after that
+	batch       *batchConn      // conn's socket when it was upgraded through BatchWrites, else nil
 	id          uint64
 	userID      string
 	remoteAddr  string
@@ -204,6 +203,7 @@ func (c *Client) dropQueueLocked() {
 func (c *Client) attach(conn *websocket.Conn) (startWriter bool) {
 	c.mu.Lock()
 	c.conn = conn
+	c.batch, _ = conn.UnderlyingConn().(*batchConn)
 	early := c.abortEarly
 	startWriter = c.backlog != nil || c.head < len(c.queue) || c.closing
 	c.writing = startWriter
@@ -248,20 +248,21 @@ func (c *Client) retireIdleWriter(round uint64) {
 }
 
 // pop takes the next job for the write loop. It returns ok=false when the loop must exit and
-// park=true when it must wait on c.wake (only when linger is asked for and nothing is queued).
-func (c *Client) pop(linger bool) (f outFrame, backlog *BacklogQuery, closeNow, park, ok bool) {
+// park=true when it must wait on c.wake (only when linger is asked for and nothing is queued);
+// more says that frames are queued behind f.
+func (c *Client) pop(linger bool) (f outFrame, backlog *BacklogQuery, closeNow, park, more, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.backlog != nil {
 		backlog, c.backlog = c.backlog, nil
-		return f, backlog, false, false, true
+		return f, backlog, false, false, false, true
 	}
 	if c.head < len(c.queue) {
 		f = c.queue[c.head]
 		c.queue[c.head] = outFrame{}
 		c.head++
 		c.hub.metrics.Queued.Dec()
-		return f, nil, false, false, true
+		return f, nil, false, false, c.head < len(c.queue), true
 	}
 	c.queue = c.queue[:0]
 	c.head = 0
@@ -269,7 +270,7 @@ func (c *Client) pop(linger bool) (f outFrame, backlog *BacklogQuery, closeNow, 
 		c.queue = nil // an idle connection keeps no queue memory
 	}
 	if c.closing {
-		return f, nil, true, false, true // writing stays true: this client never gets another writer
+		return f, nil, true, false, false, true // writing stays true: this client never gets another writer
 	}
 	if linger && !c.retire {
 		if c.wake == nil {
@@ -277,225 +278,12 @@ func (c *Client) pop(linger bool) (f outFrame, backlog *BacklogQuery, closeNow, 
 		}
 		c.idle = true
 		c.idleSince = c.hub.heartbeatRound.Load()
-		return f, nil, false, true, true
+		return f, nil, false, true, false, true
 	}
 	c.retire = false
 	c.wake = nil // no token is left in it: each one is taken right after parking
 	c.writing = false
-	return f, nil, false, false, false
-}
-
-// writeLoop is the only goroutine that writes to conn. When its queue runs empty after a
-// broadcast it parks for one to two heartbeat rounds before exiting: broadcasts reach every
-// connection at once, so under a stream of them each connection keeps one writer instead of
-// starting one per frame, whose start and stack growth (the write path through gorilla needs
-// more than the first 2 KB) cost about a sixth of a delivery. After anything else it exits at
-// once: a user's own messages are sparse, so a parked writer would mostly wait out its rounds
-// as one more grown stack for the GC to scan, and idle connections keep no goroutine.
-func (c *Client) writeLoop() {
-	defer c.hub.clientGoroutines.Done()
-	var delivered []uint64
-	defer func() { c.markDelivered(delivered) }()
-	wroteBroadcast := false
-	for {
-		f, backlog, closeNow, park, ok := c.pop(wroteBroadcast)
-		if !ok {
-			return
-		}
-		if closeNow {
-			c.finishClose()
-			return
-		}
-		if park {
-			// Marks must not wait for the next frame: pending reads and stats rely on them.
-			c.markDelivered(delivered)
-			delivered = nil
-			wroteBroadcast = false
-			<-c.wake
-			continue
-		}
-		wroteBroadcast = wroteBroadcast || f.kind == frameBroadcast
-		var err error
-		if backlog != nil {
-			delivered, err = c.writeBacklog(*backlog, delivered, 0)
-			c.lastSent = max(c.lastSent, c.floor)
-		} else {
-			delivered, err = c.write(f, delivered)
-		}
-		if errors.Is(err, errBacklogAborted) {
-			err = nil // closing with 1013 already
-		}
-		if err != nil {
-			c.writeFailed(err)
-		}
-		if len(delivered) >= 64 {
-			c.markDelivered(delivered)
-			delivered = nil
-		}
-	}
-}
-
-// writeFailed stops a connection whose socket broke: nothing more can be written to it.
-func (c *Client) writeFailed(err error) {
-	c.mu.Lock()
-	if !c.closing {
-		c.startCloseLocked(websocket.CloseAbnormalClosure, "", false)
-	}
-	c.closeSent = true
-	c.dropQueueLocked()
-	c.mu.Unlock()
-	c.hub.unregister(c)
-	if errors.Is(err, websocket.ErrCloseSent) {
-		// gorilla sent a close frame itself (1009 from the reader): the reader is draining the
-		// input so that frame is not lost to a reset; finishClose cuts the socket after it.
-		return
-	}
-	c.abort()
-}
-
-// errBacklogAborted means the backlog could not be read and the connection is closing with
-// 1013: nothing more may be sent on it (a live message after a gap would hide the gap).
-var errBacklogAborted = errors.New("backlog read failed")
-
-// stopped reports whether the connection is closing without draining (kick, expiry, overflow):
-// a backlog in progress stops there.
-func (c *Client) stopped() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closing && !c.drain
-}
-
-func (c *Client) markDelivered(ids []uint64) {
-	if len(ids) > 0 {
-		c.hub.store.MarkDelivered(c.userID, ids)
-	}
-}
-
-func (c *Client) write(f outFrame, delivered []uint64) ([]uint64, error) {
-	deadline := time.Now().Add(c.hub.cfg.WriteWait)
-	switch f.kind {
-	case frameMessage:
-		if f.id <= c.lastSent {
-			return delivered, nil // already written as part of the backlog
-		}
-		if c.hub.consecutive && f.id > c.lastSent+1 {
-			// Ids of this store have no holes: the missing ones were lost on the way (Pub/Sub
-			// while a node was cut off). The store has them; send them first, in order.
-			var err error
-			delivered, err = c.writeBacklog(BacklogQuery{After: c.lastSent, Since: c.lastSent, Limit: int(min(f.id-c.lastSent-1, backlogPage))}, delivered, f.id)
-			if errors.Is(err, errBacklogAborted) {
-				return delivered, nil // do not send f after a gap that could not be filled
-			}
-			if err != nil || f.id <= c.lastSent {
-				return delivered, err
-			}
-		}
-		if err := c.writeText(f.data, deadline); err != nil {
-			return delivered, err
-		}
-		c.lastSent = f.id
-		c.sent.Add(1)
-		c.hub.metrics.deliveredLive.Inc()
-		c.hub.metrics.DeliveryLatency.Observe(float64(time.Now().UnixNano()-f.born) / 1e9)
-		return append(delivered, f.id), nil
-	case frameBroadcast:
-		if err := c.writeText(f.data, deadline); err != nil {
-			return delivered, err
-		}
-		c.sent.Add(1)
-		c.hub.metrics.deliveredBroadcast.Inc()
-		return delivered, nil
-	case frameAppPong:
-		return delivered, c.writeText(f.data, deadline)
-	case framePing:
-		return delivered, c.conn.WriteControl(websocket.PingMessage, nil, deadline)
-	case framePong:
-		return delivered, c.conn.WriteControl(websocket.PongMessage, f.data, deadline)
-	case frameCatchUp:
-		return c.writeBacklog(BacklogQuery{After: c.lastSent, Since: c.lastSent}, delivered, 0)
-	}
-	return delivered, nil
-}
-
-func (c *Client) writeText(b []byte, deadline time.Time) error {
-	if err := c.conn.SetWriteDeadline(deadline); err != nil {
-		return err
-	}
-	return c.conn.WriteMessage(websocket.TextMessage, b)
-}
-
-// backlogPage bounds the memory one connection's backlog read holds at a time.
-const backlogPage = 200
-
-// writeBacklog sends stored messages selected by q, page by page, below the id before (0: all).
-// Live messages queue meanwhile; those already sent here are skipped by id in write.
-func (c *Client) writeBacklog(q BacklogQuery, delivered []uint64, before uint64) ([]uint64, error) {
-	if q.Limit <= 0 {
-		q.Limit = backlogPage
-	}
-	for {
-		if c.stopped() {
-			return delivered, errBacklogAborted
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), c.hub.cfg.WriteWait)
-		msgs, err := c.hub.store.Backlog(ctx, c.userID, q)
-		cancel()
-		if err != nil {
-			c.hub.log.Warn("backlog read failed; closing the connection so it resumes later", "user", c.userID, "err", err)
-			c.closeWith(websocket.CloseTryAgainLater, "store unavailable", false)
-			return delivered, errBacklogAborted
-		}
-		var buf []byte
-		for i := range msgs {
-			m := &msgs[i]
-			if before != 0 && m.ID >= before {
-				return delivered, nil
-			}
-			if m.ID <= c.lastSent {
-				continue
-			}
-			if i%16 == 0 && c.stopped() {
-				return delivered, errBacklogAborted
-			}
-			buf = m.AppendFrame(buf[:0])
-			if err := c.writeText(buf, time.Now().Add(c.hub.cfg.WriteWait)); err != nil {
-				return delivered, err
-			}
-			c.lastSent = m.ID
-			c.sent.Add(1)
-			c.hub.metrics.deliveredBacklog.Inc()
-			delivered = append(delivered, m.ID)
-			if len(delivered) >= 64 {
-				c.markDelivered(delivered)
-				delivered = nil
-			}
-		}
-		if len(msgs) < q.Limit {
-			return delivered, nil
-		}
-		q.After = msgs[len(msgs)-1].ID
-	}
-}
-
-// finishClose sends the close frame, waits briefly for the peer's answer so the frame is not
-// lost to a TCP reset, and cuts the connection.
-func (c *Client) finishClose() {
-	c.mu.Lock()
-	sent, code, text := c.closeSent, c.closeCode, c.closeText
-	c.closeSent = true
-	c.mu.Unlock()
-	if !sent {
-		msg := websocket.FormatCloseMessage(code, text)
-		_ = c.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.hub.cfg.WriteWait))
-	}
-	grace := min(c.hub.cfg.WriteWait, closeGrace)
-	t := time.NewTimer(grace)
-	select {
-	case <-c.readerDone:
-	case <-t.C:
-	}
-	t.Stop()
-	c.abort()
+	return f, nil, false, false, false, false
 }
 
 // checkHeartbeat runs on the hub's heartbeat goroutine: expire tokens, drop silent peers, ping.

@@ -40,6 +40,12 @@ func newHandshakeHub(t *testing.T, inWindow func(h *module.Hub, user string)) *h
 
 func newHandshakeHubWith(t *testing.T, cfg module.HubConfig, inWindow func(h *module.Hub, user string)) *handshakeHub {
 	t.Helper()
+	return newHandshakeHubWrapped(t, cfg, inWindow, func(w http.ResponseWriter) http.ResponseWriter { return w })
+}
+
+// newHandshakeHubWrapped upgrades through wrap(w), so a test can reach the accepted sockets.
+func newHandshakeHubWrapped(t *testing.T, cfg module.HubConfig, inWindow func(h *module.Hub, user string), wrap func(http.ResponseWriter) http.ResponseWriter) *handshakeHub {
+	t.Helper()
 	hh := &handshakeHub{}
 	var broker *module.LocalBroker
 	hh.store = memory.New(module.StoreOptions{OnCommit: func(m []module.Message) { broker.Deliver(m) }})
@@ -54,7 +60,7 @@ func newHandshakeHubWith(t *testing.T, cfg module.HubConfig, inWindow func(h *mo
 			return
 		}
 		inWindow(hh.hub, opts.UserID)
-		conn, err := up.Upgrade(w, r, nil)
+		conn, err := up.Upgrade(module.BatchWrites(wrap(w)), r, nil)
 		if err != nil {
 			ticket.Cancel()
 			return
