@@ -79,7 +79,9 @@ Modes:
              (with --pid) the server's memory per connection, then close them
   unicast    open the subscribers, then POST /pushNews --messages times from --publishers
              concurrent loops (round-robin over the users); report publish rate,
-             deliveries/s, publish-to-receive latency, lost and duplicate messages
+             deliveries/s, publish-to-receive latency, lost and duplicate messages; the
+             latency is split into the publish's round trip and the server's own part
+             (stored to written, from its /metrics)
   broadcast  open the subscribers, then POST /broadcast --broadcasts times back to back;
              report deliveries/s, latency and lost deliveries (expected broadcasts x conns)
 

@@ -52,6 +52,19 @@ func newPoster(o options, base string) *poster {
 // request in flight when ctx ends still runs to its answer or --request-timeout; on loopback
 // that is milliseconds.
 func (p *poster) post(ctx context.Context, path string, body []byte, keep bool) (int, []byte, error) {
+	limit := 0
+	if keep {
+		limit = 64 << 10
+	}
+	return p.do(ctx, fasthttp.MethodPost, p.base+path, body, limit)
+}
+
+// get fetches uri (a whole URL) and returns the status and up to 1 MB of the answer.
+func (p *poster) get(ctx context.Context, uri string) (int, []byte, error) {
+	return p.do(ctx, fasthttp.MethodGet, uri, nil, 1<<20)
+}
+
+func (p *poster) do(ctx context.Context, method, uri string, body []byte, limit int) (int, []byte, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, nil, err
 	}
@@ -61,20 +74,22 @@ func (p *poster) post(ctx context.Context, path string, body []byte, keep bool) 
 		fasthttp.ReleaseRequest(req)
 		fasthttp.ReleaseResponse(resp)
 	}()
-	req.SetRequestURI(p.base + path)
-	req.Header.SetMethod(fasthttp.MethodPost)
-	req.Header.SetContentType("application/json")
+	req.SetRequestURI(uri)
+	req.Header.SetMethod(method)
+	if body != nil {
+		req.Header.SetContentType("application/json")
+		req.SetBodyRaw(body)
+	}
 	if p.auth != "" {
 		req.Header.Set("Authorization", p.auth)
 	}
-	req.SetBodyRaw(body)
 	if err := p.client.DoTimeout(req, resp, p.timeout); err != nil {
 		return 0, nil, err
 	}
 	var out []byte
-	if keep {
+	if limit > 0 {
 		b := resp.Body()
-		out = append(out, b[:min(len(b), 64<<10)]...)
+		out = append(out, b[:min(len(b), limit)]...)
 	}
 	return resp.StatusCode(), out, nil
 }

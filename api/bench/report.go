@@ -55,6 +55,10 @@ type Report struct {
 	LatencyP90         *float64 `json:"latency_p90_ms"`
 	LatencyP99         *float64 `json:"latency_p99_ms"`
 	LatencyMax         *float64 `json:"latency_max_ms"`
+	PublishP50         *float64 `json:"publish_p50_ms"` // unicast: publish sent to its answer
+	PublishP99         *float64 `json:"publish_p99_ms"`
+	ServerWriteP50     *float64 `json:"server_publish_to_write_p50_ms"` // unicast: the server's histogram, stored to written
+	ServerWriteP99     *float64 `json:"server_publish_to_write_p99_ms"`
 	LostMessages       *int64   `json:"lost_messages"`   // answered, and missing on at least one connection
 	LostDeliveries     *int64   `json:"lost_deliveries"` // (message, connection) pairs missing
 	Duplicates         *int64   `json:"duplicates"`
@@ -126,6 +130,12 @@ func printReport(w io.Writer, r *Report) {
 			line("latency", "p50 %.2fms  p90 %.2fms  p99 %.2fms  max %.2fms", *r.LatencyP50, *r.LatencyP90, *r.LatencyP99, *r.LatencyMax)
 		} else {
 			line("latency", "no deliveries")
+		}
+		if r.PublishP50 != nil {
+			line("publish answered", "p50 %.2fms  p99 %.2fms (request sent to answer received)", *r.PublishP50, *r.PublishP99)
+		}
+		if r.ServerWriteP50 != nil && r.ServerWriteP99 != nil {
+			line("server part", "p50 %.2fms  p99 %.2fms (stored to written, the server's %s)", *r.ServerWriteP50, *r.ServerWriteP99, publishToWrite)
 		}
 		line("lost", "%d messages (%d deliveries), %d duplicates, %d misrouted", deref(r.LostMessages),
 			deref(r.LostDeliveries), deref(r.Duplicates), deref(r.Misrouted))

@@ -148,6 +148,17 @@ func TestUnicast(t *testing.T) {
 	if len(m["http_errors"].(map[string]any)) != 0 {
 		t.Errorf("http errors %v", m["http_errors"])
 	}
+	// The split of the latency: the publish's round trip, and the server's own part from its
+	// /metrics (scraped before and after the run).
+	if p50, p99 := num(t, m, "publish_p50_ms"), num(t, m, "publish_p99_ms"); p50 <= 0 || p50 > p99 {
+		t.Errorf("publish answered p50 %v p99 %v", p50, p99)
+	}
+	if p50, p99 := num(t, m, "server_publish_to_write_p50_ms"), num(t, m, "server_publish_to_write_p99_ms"); p50 <= 0 || p50 > p99 || p99 > 2500 {
+		t.Errorf("server part p50 %v p99 %v", p50, p99)
+	}
+	if !strings.Contains(r.stdout, "server part") || !strings.Contains(r.stdout, "publish answered") {
+		t.Errorf("summary lacks the latency split:\n%s", r.stdout)
+	}
 }
 
 // Shared users: each message reaches every connection of its user.

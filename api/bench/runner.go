@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"sync"
@@ -31,8 +32,9 @@ type bench struct {
 	closing   atomic.Bool
 
 	// perMsg counts the valid deliveries of each message (unicast) or broadcast, by sequence.
-	perMsg []atomic.Int32
-	hist   *histogram
+	perMsg  []atomic.Int32
+	hist    *histogram // publish sent to frame received
+	pubHist *histogram // publish sent to its answer received
 
 	connErrs   tally
 	drops      tally
@@ -50,6 +52,7 @@ func newBench(o options, t *target, stderr io.Writer) *bench {
 		stderr:    stderr,
 		clk:       newClock(),
 		hist:      new(histogram),
+		pubHist:   new(histogram),
 		userConns: make([]int, o.users),
 		tokenExp:  time.Now().Add(max(time.Hour, o.timeout+5*time.Minute)),
 	}
@@ -289,6 +292,7 @@ func (b *bench) unicast(ctx context.Context, rep *Report) {
 	lastAnswer := make([]int64, p)
 	var next, answeredN, expected atomic.Int64
 	lim := b.limiter()
+	serverBefore, serverErr := b.scrapeHistogram(ctx, publishToWrite)
 	fmt.Fprintf(b.stderr, "pushd bench: publishing %d messages from %d publishers\n", m, p)
 	done := make(chan struct{})
 	go b.progress(done, "publishing", func() string {
@@ -309,10 +313,11 @@ func (b *bench) unicast(ctx context.Context, rep *Report) {
 					return
 				}
 				user := s % b.o.users
+				sentAt := b.clk.now()
 				body = append(body[:0], `{"userId":"`...)
 				body = append(body, b.userName(user)...)
 				body = append(body, `","data":{"t":`...)
-				body = strconv.AppendInt(body, b.clk.now(), 10)
+				body = strconv.AppendInt(body, sentAt, 10)
 				body = append(body, `,"s":`...)
 				body = strconv.AppendInt(body, int64(s), 10)
 				body = append(body, `}}`...)
@@ -327,6 +332,7 @@ func (b *bench) unicast(ctx context.Context, rep *Report) {
 				answeredN.Add(1)
 				expected.Add(int64(b.userConns[user]))
 				lastAnswer[w] = b.clk.now()
+				b.pubHist.record(w, lastAnswer[w]-sentAt)
 			}
 		})
 	}
@@ -338,9 +344,17 @@ func (b *bench) unicast(ctx context.Context, rep *Report) {
 	fmt.Fprintf(b.stderr, "pushd bench: %d answered; waiting up to %s for deliveries\n", answeredN.Load(), b.o.drain)
 	b.drainUntil(ctx, expected.Load())
 	close(done)
+	if serverErr == nil {
+		b.fillServerLatency(ctx, rep, serverBefore)
+	} else {
+		fmt.Fprintf(b.stderr, "pushd bench: no server-side latency: %v\n", serverErr)
+	}
 
 	n, last := b.received()
 	rep.Answered = ptr(answeredN.Load())
+	if l := b.pubHist.summary(); l.n > 0 {
+		rep.PublishP50, rep.PublishP99 = ptr(l.p50), ptr(l.p99)
+	}
 	pubSec := float64(pubEnd-start) / 1e9
 	rep.PublishSeconds = ptr(pubSec)
 	rep.PublishRate = ptr(fmtRate(float64(answeredN.Load()), pubSec))
@@ -367,6 +381,29 @@ func (b *bench) unicast(ctx context.Context, rep *Report) {
 	rep.Duplicates = ptr(b.dups.Load() + excess)
 	rep.Misrouted = ptr(b.misrouted.Load())
 	rep.ReceivedUnanswered = ptr(unanswered)
+}
+
+// fillServerLatency reports the server's own part of the delivery latency: its publish-to-write
+// histogram's change since before.
+func (b *bench) fillServerLatency(ctx context.Context, rep *Report, before serverHistogram) {
+	after, err := b.scrapeHistogram(ctx, publishToWrite)
+	if err != nil {
+		fmt.Fprintf(b.stderr, "pushd bench: no server-side latency: %v\n", err)
+		return
+	}
+	run, ok := after.since(before)
+	if !ok {
+		fmt.Fprintf(b.stderr, "pushd bench: no server-side latency: the server's histogram was reset during the run\n")
+		return
+	}
+	for _, q := range []struct {
+		at  float64
+		dst **float64
+	}{{0.5, &rep.ServerWriteP50}, {0.99, &rep.ServerWriteP99}} {
+		if v, ok := run.quantile(q.at); ok && !math.IsInf(v, 0) {
+			*q.dst = ptr(v * 1e3)
+		}
+	}
 }
 
 // broadcast sends o.broadcasts broadcasts one after the other (or paced with --rate).

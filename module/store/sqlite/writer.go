@@ -200,8 +200,10 @@ func (w *writer) apply(tx *sql.Tx, batch []*op, marks []mark) ([]module.Message,
 			o.msgs = make([]module.Message, len(o.drafts))
 			for i, d := range o.drafts {
 				id++
+				// CreatedAt keeps the clock's precision (the row keeps milliseconds, as frames
+				// show it): the hub's publish-to-write histogram starts from it.
 				m := module.Message{ID: id, UserID: d.UserID, Data: d.Data,
-					CreatedAt: time.UnixMilli(nowMs), ExpiresAt: module.ExpiresAt(now, d.TTL)}
+					CreatedAt: now, ExpiresAt: module.ExpiresAt(now, d.TTL)}
 				if _, err := insert.Exec(int64(id), m.UserID, []byte(m.Data), nowMs, m.ExpiresAt.UnixMilli()); err != nil {
 					return nil, fmt.Errorf("insert: %w", err)
 				}
