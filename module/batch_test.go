@@ -108,12 +108,20 @@ func dialSmall(t *testing.T, hh *handshakeHub, user string) *websocket.Conn {
 	return conn
 }
 
+// slowSubscriber connects user to a hub with the given send queue through small socket buffers
+// on both sides, and waits until the connection is registered.
+func slowSubscriber(t *testing.T, user string, sendQueue int) (*handshakeHub, *socketSpy, *websocket.Conn) {
+	t.Helper()
+	spy := &socketSpy{}
+	hh := newHandshakeHubWrapped(t, module.HubConfig{SendQueue: sendQueue}, func(*module.Hub, string) {}, spy.wrap)
+	conn := dialSmall(t, hh, user)
+	waitFor(t, "registered", 5*time.Second, func() bool { return registered(hh.hub) == 1 })
+	return hh, spy, conn
+}
+
 func TestQueuedBroadcastsShareWrites(t *testing.T) {
 	const frames = 1000
-	spy := &socketSpy{}
-	hh := newHandshakeHubWrapped(t, module.HubConfig{SendQueue: 2 * frames}, func(*module.Hub, string) {}, spy.wrap)
-	conn := dialSmall(t, hh, "slow")
-	waitFor(t, "registered", 5*time.Second, func() bool { return registered(hh.hub) == 1 })
+	hh, _, conn := slowSubscriber(t, "slow", 2*frames)
 
 	// The client reads nothing yet: after a few KB the writer blocks and the rest queue up.
 	before := writeCalls(t)
@@ -166,10 +174,7 @@ func TestBacklogSharesWrites(t *testing.T) {
 
 func TestBatchThatCannotBeWrittenStaysOwed(t *testing.T) {
 	const published = 300
-	spy := &socketSpy{}
-	hh := newHandshakeHubWrapped(t, module.HubConfig{SendQueue: 2 * published}, func(*module.Hub, string) {}, spy.wrap)
-	conn := dialSmall(t, hh, "cut")
-	waitFor(t, "registered", 5*time.Second, func() bool { return registered(hh.hub) == 1 })
+	hh, spy, conn := slowSubscriber(t, "cut", 2*published)
 
 	// The writer blocks on the full socket with the rest queued behind it; then the socket breaks.
 	pad := strings.Repeat("y", 200)
