@@ -166,9 +166,10 @@ func TestBacklogSharesWrites(t *testing.T) {
 		}
 	}
 	// The client's request, the 101 answer, then each backlog page of 200 in one write (a page
-	// is under 32 KB).
-	if writes := writeCalls(t) - before; writes > 2+(stored+199)/200 {
-		t.Fatalf("%d writes for the handshake and a backlog of %d, want one per page", writes, stored)
+	// is under 32 KB): 5, or a few more when the kernel takes a page in two. One write per
+	// message would be 502.
+	if writes := writeCalls(t) - before; writes > stored/20 {
+		t.Fatalf("%d writes for the handshake and a backlog of %d, want about one per page", writes, stored)
 	}
 }
 
