@@ -93,19 +93,18 @@ func (b *batchConn) begin() {
 	b.mu.Unlock()
 }
 
-// collecting reports whether a batch is open and how many bytes it holds.
-func (b *batchConn) collecting() (open bool, size int) {
+// size is how many bytes the open batch holds (0 when none is open).
+func (b *batchConn) size() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.batch == nil {
-		return false, 0
+		return 0
 	}
-	return true, len(*b.batch)
+	return len(*b.batch)
 }
 
-// flush sends the batch in one write and stops collecting. With discard the batch is dropped
-// instead (the socket has failed).
-func (b *batchConn) flush(discard bool) error {
+// flush sends the batch in one write and stops collecting.
+func (b *batchConn) flush() error {
 	b.mu.Lock()
 	buf, deadline := b.batch, b.deadline
 	b.batch = nil
@@ -114,7 +113,7 @@ func (b *batchConn) flush(discard bool) error {
 		return nil
 	}
 	defer release(buf)
-	if discard || len(*buf) == 0 {
+	if len(*buf) == 0 {
 		return nil
 	}
 	if !deadline.IsZero() {

@@ -100,7 +100,7 @@ func (w *writer) flushIfDue(more bool) error {
 		return nil
 	}
 	if more {
-		if _, size := w.c.batch.collecting(); size < maxBatch {
+		if w.c.batch.size() < maxBatch {
 			return nil
 		}
 	}
@@ -113,7 +113,7 @@ func (w *writer) flush() error {
 		return nil
 	}
 	w.open = false
-	err := w.c.batch.flush(false)
+	err := w.c.batch.flush()
 	if err == nil {
 		w.delivered = append(w.delivered, w.pending...)
 	}

@@ -35,6 +35,16 @@ func runBench(t *testing.T, args ...string) result {
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
 }
 
+// runOK runs pushd bench and requires exit code 0.
+func runOK(t *testing.T, args ...string) result {
+	t.Helper()
+	r := runBench(t, args...)
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	return r
+}
+
 // lastJSON checks that the last stdout line is one JSON object holding every key of Report.
 func lastJSON(t *testing.T, r result) map[string]any {
 	t.Helper()
@@ -96,10 +106,7 @@ func pidArgs() []string {
 func TestConns(t *testing.T) {
 	n := newNode(t, "memory", nil)
 	args := append([]string{"conns", "--server", n.srv.URL, "--conns", "50", "--dial-concurrency", "8", "--hold", "200ms"}, pidArgs()...)
-	r := runBench(t, args...)
-	if r.code != 0 {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
-	}
+	r := runOK(t, args...)
 	m := lastJSON(t, r)
 	wantNum(t, m, "conns_open", 50)
 	wantNum(t, m, "conn_failures", 0)
@@ -126,10 +133,7 @@ func TestUnicast(t *testing.T) {
 	})
 	args := append([]string{"unicast", "--server", n.srv.URL, "--key", "bench-key", "--jwt-secret", "bench-secret",
 		"--conns", "20", "--messages", "500", "--publishers", "4"}, pidArgs()...)
-	r := runBench(t, args...)
-	if r.code != 0 {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
-	}
+	r := runOK(t, args...)
 	m := lastJSON(t, r)
 	wantNum(t, m, "conns_open", 20)
 	wantNum(t, m, "answered", 500)
@@ -164,11 +168,8 @@ func TestUnicast(t *testing.T) {
 // Shared users: each message reaches every connection of its user.
 func TestUnicastSharedUsersPaced(t *testing.T) {
 	n := newNode(t, "memory", nil)
-	r := runBench(t, "unicast", "--server", n.srv.URL, "--conns", "20", "--users", "5",
+	r := runOK(t, "unicast", "--server", n.srv.URL, "--conns", "20", "--users", "5",
 		"--messages", "200", "--publishers", "4", "--rate", "2000")
-	if r.code != 0 {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
-	}
 	m := lastJSON(t, r)
 	wantNum(t, m, "users", 5)
 	wantNum(t, m, "expected_deliveries", 800)
@@ -184,10 +185,7 @@ func TestUnicastSharedUsersPaced(t *testing.T) {
 func TestBroadcast(t *testing.T) {
 	n := newNode(t, "memory", nil)
 	args := append([]string{"broadcast", "--server", n.srv.URL, "--conns", "20", "--broadcasts", "10"}, pidArgs()...)
-	r := runBench(t, args...)
-	if r.code != 0 {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
-	}
+	r := runOK(t, args...)
 	m := lastJSON(t, r)
 	wantNum(t, m, "answered", 10)
 	wantNum(t, m, "expected_deliveries", 200)
@@ -417,10 +415,7 @@ func TestPublishServer(t *testing.T) {
 		n.srv.Config.Handler.ServeHTTP(w, r)
 	}))
 	defer front.Close()
-	r := runBench(t, "unicast", "--server", n.srv.URL, "--publish-server", front.URL, "--conns", "5", "--messages", "50", "--publishers", "2")
-	if r.code != 0 {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
-	}
+	r := runOK(t, "unicast", "--server", n.srv.URL, "--publish-server", front.URL, "--conns", "5", "--messages", "50", "--publishers", "2")
 	m := lastJSON(t, r)
 	wantNum(t, m, "deliveries", 50)
 	wantNum(t, m, "lost_messages", 0)
@@ -437,10 +432,7 @@ func TestPublishServer(t *testing.T) {
 func TestTLS(t *testing.T) {
 	n := newNodeOn(t, "memory", nil, httptest.NewTLSServer)
 	base := []string{"unicast", "--server", n.srv.URL, "--conns", "5", "--messages", "50", "--publishers", "2", "--timeout", "20s"}
-	r := runBench(t, append(base, "--insecure")...)
-	if r.code != 0 {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
-	}
+	r := runOK(t, append(base, "--insecure")...)
 	m := lastJSON(t, r)
 	wantNum(t, m, "answered", 50)
 	wantNum(t, m, "deliveries", 50)
