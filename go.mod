@@ -1,4 +1,4 @@
-module pushd
+module pushlane
 
 go 1.26.8
 

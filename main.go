@@ -1,10 +1,10 @@
-// Command pushd is a real-time push server: backend services POST a notification for a user and
+// Command pushlane is a real-time push server: backend services POST a notification for a user and
 // every WebSocket connection of that user receives it at once, or on its next connect.
 //
-//	pushd [--config FILE]          serve (the default; also `go run .`)
-//	pushd send|listen|clients ...  client commands against a running server
-//	pushd bench conns|unicast|broadcast ...  load test a server you operate
-//	pushd -h                       help
+//	pushlane [--config FILE]          serve (the default; also `go run .`)
+//	pushlane send|listen|clients ...  client commands against a running server
+//	pushlane bench conns|unicast|broadcast ...  load test a server you operate
+//	pushlane -h                       help
 package main
 
 import (
@@ -18,10 +18,10 @@ import (
 	"os/signal"
 	"syscall"
 
-	"pushd/api/bench"
-	"pushd/api/cli"
-	"pushd/api/server"
-	"pushd/config"
+	"pushlane/api/bench"
+	"pushlane/api/cli"
+	"pushlane/api/server"
+	"pushlane/config"
 )
 
 func main() {
@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 
 // serve loads the configuration and serves until ctx ends.
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("pushd", flag.ContinueOnError)
+	fs := flag.NewFlagSet("pushlane", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { cli.Usage(stderr) }
 	configPath := fs.String("config", "", "config file (default "+config.DefaultPath+" when present)")
@@ -70,7 +70,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return exitConfig
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "pushd: unknown command %q (see pushd -h)\n", fs.Arg(0))
+		fmt.Fprintf(stderr, "pushlane: unknown command %q (see pushlane -h)\n", fs.Arg(0))
 		return exitConfig
 	}
 	loaded, err := config.Load(*configPath, getenv)
@@ -83,7 +83,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		log.Warn(w)
 	}
 	if err := server.Serve(ctx, loaded.Config, log, stdout); err != nil {
-		log.Error("pushd stopped", "err", err)
+		log.Error("pushlane stopped", "err", err)
 		return exitFailed
 	}
 	return exitOK

@@ -26,9 +26,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "pushd-test-bin-")
+	dir, err := os.MkdirTemp("", "pushlane-test-bin-")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "create temp dir for the pushd binary:", err)
+		fmt.Fprintln(os.Stderr, "create temp dir for the pushlane binary:", err)
 		os.Exit(1)
 	}
 	binDir = dir
@@ -96,14 +96,14 @@ broker:
 log:
   level: info
 `, addr, dbPath, storeSync)
-	cfgPath = filepath.Join(dir, "pushd.yaml")
+	cfgPath = filepath.Join(dir, "pushlane.yaml")
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return cfgPath, dbPath
 }
 
-var listeningLine = regexp.MustCompile(`pushd listening on http://(\S+)`)
+var listeningLine = regexp.MustCompile(`pushlane listening on http://(\S+)`)
 
 // waitHealthy polls GET /healthz until it answers 200 with status ok.
 func waitHealthy(t *testing.T, client *http.Client, base string) {
@@ -332,7 +332,7 @@ func startInProcess(t *testing.T, cfgPath string) *inProcess {
 		}
 		p.client.CloseIdleConnections()
 		if t.Failed() {
-			t.Logf("pushd stderr:\n%s", p.stderr.String())
+			t.Logf("pushlane stderr:\n%s", p.stderr.String())
 		}
 	})
 	waitFor(t, 20*time.Second, "the listening line on stdout", func() bool {

@@ -30,13 +30,13 @@ var (
 	buildErr  error
 )
 
-// pushdBinary builds the program once (`go build -o <tmp>/pushd .`) for every test that needs it.
+// pushlaneBinary builds the program once (`go build -o <tmp>/pushlane .`) for every test that needs it.
 // It is built on first use rather than up front in TestMain so that `go test -list`, `-bench`
 // and `-fuzz` runs of this package do not pay for a build they do not use.
-func pushdBinary(t *testing.T) string {
+func pushlaneBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		out := filepath.Join(binDir, "pushd")
+		out := filepath.Join(binDir, "pushlane")
 		cmd := exec.Command("go", "build", "-o", out, ".")
 		cmd.Env = os.Environ()
 		if msg, err := cmd.CombinedOutput(); err != nil {
@@ -65,7 +65,7 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-// process is one running pushd binary.
+// process is one running pushlane binary.
 type process struct {
 	t      *testing.T
 	cmd    *exec.Cmd
@@ -110,14 +110,14 @@ func startProcess(t *testing.T, bin, cfgPath, addr string) *process {
 		}
 		p.client.CloseIdleConnections()
 		if t.Failed() {
-			t.Logf("pushd (pid %d) stderr:\n%s", p.cmd.Process.Pid, p.stderr.String())
+			t.Logf("pushlane (pid %d) stderr:\n%s", p.cmd.Process.Pid, p.stderr.String())
 		}
 	})
 	waitFor(t, 30*time.Second, "the listening line on stdout", func() bool {
 		if p.exited() {
-			t.Fatalf("pushd exited (%v) before listening; stderr:\n%s", p.cmd.ProcessState, p.stderr.String())
+			t.Fatalf("pushlane exited (%v) before listening; stderr:\n%s", p.cmd.ProcessState, p.stderr.String())
 		}
-		return strings.Contains(p.stdout.String(), "pushd listening on http://"+addr+"\n")
+		return strings.Contains(p.stdout.String(), "pushlane listening on http://"+addr+"\n")
 	})
 	waitHealthy(t, p.client, p.base)
 	return p
@@ -160,7 +160,7 @@ func (p *process) wait(timeout time.Duration) int {
 	case <-p.done:
 		return p.cmd.ProcessState.ExitCode()
 	case <-time.After(timeout):
-		p.t.Fatalf("pushd did not exit within %s; stderr:\n%s", timeout, p.stderr.String())
+		p.t.Fatalf("pushlane did not exit within %s; stderr:\n%s", timeout, p.stderr.String())
 		return 0
 	}
 }
@@ -182,7 +182,7 @@ func TestProcessKill9KeepsEveryAcceptedMessage(t *testing.T) {
 }
 
 func testKill9KeepsEveryAcceptedMessage(t *testing.T, storeSync string) {
-	bin := pushdBinary(t)
+	bin := pushlaneBinary(t)
 	dir := t.TempDir()
 	addr := freeAddr(t)
 	cfgPath, _ := testConfigSync(t, dir, addr, storeSync)
@@ -294,7 +294,7 @@ func lateSubscribe(t *testing.T, addr string, conn net.Conn) (lateOutcome, *webs
 // server.shutdownTimeout plus slack.
 func TestProcessSIGTERMDrains(t *testing.T) {
 	t.Parallel()
-	bin := pushdBinary(t)
+	bin := pushlaneBinary(t)
 	dir := t.TempDir()
 	addr := freeAddr(t)
 	cfgPath, _ := testConfig(t, dir, addr) // shutdownTimeout 5s, writeWait 2s
@@ -346,7 +346,7 @@ func TestProcessSIGTERMDrains(t *testing.T) {
 			accepted = append(accepted, ws)
 		case lateRefused503, lateRefusedConn:
 			if p.exited() {
-				t.Fatalf("%s: pushd had already exited, so the refusal does not show the drain", how)
+				t.Fatalf("%s: pushlane had already exited, so the refusal does not show the drain", how)
 			}
 			refused = true
 			t.Logf("%s: refused during the drain (%s)", how, map[lateOutcome]string{lateRefused503: "503 JSON", lateRefusedConn: "connection refused/closed"}[outcome])
@@ -397,7 +397,7 @@ func TestProcessSIGTERMDrains(t *testing.T) {
 // no connection, are in that user's pending queue after a restart.
 func TestProcessSIGTERMKeepsPending(t *testing.T) {
 	t.Parallel()
-	bin := pushdBinary(t)
+	bin := pushlaneBinary(t)
 	dir := t.TempDir()
 	addr := freeAddr(t)
 	cfgPath, _ := testConfig(t, dir, addr)

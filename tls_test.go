@@ -33,7 +33,7 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "pushd test"},
+		Subject:      pkix.Name{CommonName: "pushlane test"},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(time.Hour),
 		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
@@ -91,7 +91,7 @@ func TestTLSRoundTrip(t *testing.T) {
 	if !lines.Scan() {
 		t.Fatal("no listening line")
 	}
-	base := strings.TrimSpace(strings.TrimPrefix(lines.Text(), "pushd listening on "))
+	base := strings.TrimSpace(strings.TrimPrefix(lines.Text(), "pushlane listening on "))
 	if !strings.HasPrefix(base, "https://") {
 		t.Fatalf("listening line %q does not announce https", lines.Text())
 	}

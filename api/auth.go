@@ -61,12 +61,12 @@ func (h *Handlers) requireAPIKey(c *gin.Context) {
 	}
 	key, ok := bearer(c.Request)
 	if !ok {
-		c.Header("WWW-Authenticate", `Bearer realm="pushd"`)
+		c.Header("WWW-Authenticate", `Bearer realm="pushlane"`)
 		fail(c, http.StatusUnauthorized, "missing API key: send Authorization: Bearer <key>")
 		return
 	}
 	if !h.keys.Match(key) {
-		c.Header("WWW-Authenticate", `Bearer realm="pushd", error="invalid_token"`)
+		c.Header("WWW-Authenticate", `Bearer realm="pushlane", error="invalid_token"`)
 		fail(c, http.StatusUnauthorized, "invalid API key")
 		return
 	}
@@ -91,7 +91,7 @@ func (h *Handlers) requireKeyForTail(c *gin.Context) {
 }
 
 // ctxClientKey names who a request is, for rate limiting: an API key digest or the client IP.
-const ctxClientKey = "pushd.client"
+const ctxClientKey = "pushlane.client"
 
 // Token errors; all of them answer 401 before the upgrade.
 var (

@@ -6,7 +6,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"pushd/api"
+	"pushlane/api"
 )
 
 // FuzzVerifyToken feeds arbitrary tokens to the subscriber token check: it must never panic, and

@@ -14,7 +14,7 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
-	"pushd/module"
+	"pushlane/module"
 )
 
 // errBodyTooLarge is answered with 413.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"pushd/config"
+	"pushlane/config"
 )
 
 // TestPendingQueue: an offline user's messages wait in the unread queue and arrive oldest first
@@ -154,8 +154,8 @@ func TestPublishConnectRace(t *testing.T) {
 		}
 		// Both paths were taken: messages came from the store (backlog) and live, beyond the one
 		// live sentinel per iteration.
-		live := metricValue(t, e, `pushd_frames_delivered_total{kind="live"}`)
-		backlog := metricValue(t, e, `pushd_frames_delivered_total{kind="backlog"}`)
+		live := metricValue(t, e, `pushlane_frames_delivered_total{kind="live"}`)
+		backlog := metricValue(t, e, `pushlane_frames_delivered_total{kind="backlog"}`)
 		t.Logf("%v frames live (%d of them sentinels), %v from the backlog", live, iterations, backlog)
 		if live <= iterations || backlog == 0 {
 			t.Fatalf("the race was not exercised: %v live (%d sentinels), %v backlog", live, iterations, backlog)

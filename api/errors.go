@@ -6,7 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"pushd/module"
+	"pushlane/module"
 )
 
 // errorBody is the one shape of every error response: {"error": "<reason>"}.

@@ -11,7 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"pushd/module"
+	"pushlane/module"
 )
 
 // publishSeeds are valid and invalid POST /pushNews bodies; testdata/fuzz/FuzzParsePublish holds

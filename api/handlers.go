@@ -1,4 +1,4 @@
-// Package api is pushd's HTTP surface: Gin routes, middleware and handlers. Handlers are methods
+// Package api is pushlane's HTTP surface: Gin routes, middleware and handlers. Handlers are methods
 // on Handlers, which holds every dependency; nothing here keeps package-level state.
 package api
 
@@ -11,9 +11,9 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"pushd/api/demo"
-	"pushd/config"
-	"pushd/module"
+	"pushlane/api/demo"
+	"pushlane/config"
+	"pushlane/module"
 )
 
 // Deps is what the router needs, built once in main.

@@ -9,7 +9,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"pushd/config"
+	"pushlane/config"
 )
 
 // These tests measure time; they are not parallel so that other tests do not starve them.

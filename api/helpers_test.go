@@ -21,10 +21,10 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"pushd/config"
-	"pushd/module"
-	"pushd/module/store/memory"
-	"pushd/module/store/sqlite"
+	"pushlane/config"
+	"pushlane/module"
+	"pushlane/module/store/memory"
+	"pushlane/module/store/sqlite"
 )
 
 // Timeouts of the end-to-end tests. They are upper bounds that only a broken server reaches;

@@ -40,11 +40,11 @@ func TestMetricsFollowTraffic(t *testing.T) {
 	e := newEnv(t, "sqlite", nil)
 	live := e.dial("metrics-live", -1)
 	e.waitConns("metrics-live", 1)
-	if got := e.metric("pushd_connections", ""); got != 1 {
-		t.Fatalf("pushd_connections = %v, want 1", got)
+	if got := e.metric("pushlane_connections", ""); got != 1 {
+		t.Fatalf("pushlane_connections = %v, want 1", got)
 	}
-	if got := e.metric("pushd_users_online", ""); got != 1 {
-		t.Fatalf("pushd_users_online = %v, want 1", got)
+	if got := e.metric("pushlane_users_online", ""); got != 1 {
+		t.Fatalf("pushlane_users_online = %v, want 1", got)
 	}
 	for i := 0; i < 3; i++ {
 		e.publish("metrics-live", i)
@@ -53,19 +53,19 @@ func TestMetricsFollowTraffic(t *testing.T) {
 	for i := 0; i < 2; i++ {
 		e.publish("metrics-offline", i)
 	}
-	if got := e.metric("pushd_messages_published_total", ""); got != 5 {
+	if got := e.metric("pushlane_messages_published_total", ""); got != 5 {
 		t.Fatalf("published = %v, want 5", got)
 	}
-	if got := e.metric("pushd_frames_delivered_total", `kind="live"`); got != 3 {
+	if got := e.metric("pushlane_frames_delivered_total", `kind="live"`); got != 3 {
 		t.Fatalf("live deliveries = %v, want 3", got)
 	}
-	if got := e.metric("pushd_publish_to_write_seconds_count", ""); got != 3 {
+	if got := e.metric("pushlane_publish_to_write_seconds_count", ""); got != 3 {
 		t.Fatalf("publish-to-write samples = %v, want 3", got)
 	}
-	if got := e.metric("pushd_store_seconds_count", `op="append"`); got != 5 {
+	if got := e.metric("pushlane_store_seconds_count", `op="append"`); got != 5 {
 		t.Fatalf("store append samples = %v, want 5", got)
 	}
-	if got := e.metric("pushd_http_requests_total", `method="POST",route="/pushNews",status="200"`); got != 5 {
+	if got := e.metric("pushlane_http_requests_total", `method="POST",route="/pushNews",status="200"`); got != 5 {
 		t.Fatalf("http requests = %v, want 5", got)
 	}
 
@@ -73,17 +73,17 @@ func TestMetricsFollowTraffic(t *testing.T) {
 	late := e.dial("metrics-offline", -1)
 	late.readIDs(2)
 	waitFor(t, 5*time.Second, "backlog deliveries counted", func() bool {
-		return e.metric("pushd_frames_delivered_total", `kind="backlog"`) == 2
+		return e.metric("pushlane_frames_delivered_total", `kind="backlog"`) == 2
 	})
 
 	// A refused publish is counted by route and status, and changes nothing else.
 	if status, _ := e.request(http.MethodPost, "/pushNews", []byte(`{"userId":"x"}`)); status != http.StatusBadRequest {
 		t.Fatalf("bad publish: %d", status)
 	}
-	if got := e.metric("pushd_http_requests_total", `method="POST",route="/pushNews",status="400"`); got != 1 {
+	if got := e.metric("pushlane_http_requests_total", `method="POST",route="/pushNews",status="400"`); got != 1 {
 		t.Fatalf("400s = %v, want 1", got)
 	}
-	if got := e.metric("pushd_messages_published_total", ""); got != 5 {
+	if got := e.metric("pushlane_messages_published_total", ""); got != 5 {
 		t.Fatalf("published after a refused publish = %v, want 5", got)
 	}
 
@@ -91,6 +91,6 @@ func TestMetricsFollowTraffic(t *testing.T) {
 	live.conn.Close()
 	late.conn.Close()
 	waitFor(t, 5*time.Second, "gauges back to zero", func() bool {
-		return e.metric("pushd_connections", "") == 0 && e.metric("pushd_users_online", "") == 0
+		return e.metric("pushlane_connections", "") == 0 && e.metric("pushlane_users_online", "") == 0
 	})
 }

@@ -19,9 +19,9 @@ type httpMetrics struct {
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 	m := &httpMetrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushd_http_requests_total",
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushlane_http_requests_total",
 			Help: "HTTP requests by route and status."}, []string{"route", "method", "status"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pushd_http_request_seconds",
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pushlane_http_request_seconds",
 			Help: "HTTP request latency by route.", Buckets: prometheus.DefBuckets}, []string{"route"}),
 	}
 	if reg != nil {

@@ -6,7 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"pushd/module"
+	"pushlane/module"
 )
 
 // deleteClient is DELETE /deleteClient/:id[?purge=true].

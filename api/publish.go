@@ -7,7 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"pushd/module"
+	"pushlane/module"
 )
 
 // publish is POST /pushNews: validate, store durably, deliver, then answer.

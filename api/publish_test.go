@@ -6,7 +6,7 @@ import (
 	"reflect"
 	"testing"
 
-	"pushd/module"
+	"pushlane/module"
 )
 
 // The publish answer is written by hand; it must decode to what encoding/json would have written.

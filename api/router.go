@@ -6,7 +6,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"pushd/api/web"
+	"pushlane/api/web"
 )
 
 // NewRouter returns the whole HTTP surface; every route is listed here.
@@ -37,7 +37,7 @@ func NewRouter(h *Handlers) http.Handler {
 	// on a WebSocket.
 	h.demos.Register(r.Group("/", h.requireKeyForTail))
 
-	// The web console (GET /) and the browser client (GET /pushd.js), embedded in the binary.
+	// The web console (GET /) and the browser client (GET /pushlane.js), embedded in the binary.
 	web.Register(r)
 
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(h.registry, promhttp.HandlerOpts{})))

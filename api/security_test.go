@@ -20,8 +20,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 
-	"pushd/api/server"
-	"pushd/config"
+	"pushlane/api/server"
+	"pushlane/config"
 )
 
 const (
@@ -29,7 +29,7 @@ const (
 	secSecret = "a-long-enough-jwt-secret-for-tests"
 )
 
-// secNode is one pushd node on a real listener with a real SQLite file, configured by mutate,
+// secNode is one pushlane node on a real listener with a real SQLite file, configured by mutate,
 // built by server.New as the binary builds it.
 type secNode struct {
 	srv *httptest.Server

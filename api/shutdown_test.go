@@ -10,7 +10,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"pushd/config"
+	"pushlane/config"
 )
 
 // TestHubShutdownDrains: Shutdown closes every socket with 1001, after writing what was queued
@@ -37,11 +37,11 @@ func TestHubShutdownDrains(t *testing.T) {
 			t.Fatal(err)
 		}
 		want = append(want, id)
-		if metricValue(t, e, "pushd_frames_queued") >= 5 {
+		if metricValue(t, e, "pushlane_frames_queued") >= 5 {
 			break
 		}
 	}
-	if metricValue(t, e, "pushd_frames_queued") < 5 {
+	if metricValue(t, e, "pushlane_frames_queued") < 5 {
 		t.Fatalf("nothing waits in the send queue after %d messages of 60 KB", len(want))
 	}
 	t.Logf("%d messages published, some of them queued", len(want))

@@ -10,7 +10,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"pushd/config"
+	"pushlane/config"
 )
 
 // TestSlowConsumer: a client that stops reading while large messages arrive fills the TCP

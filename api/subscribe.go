@@ -8,7 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/gorilla/websocket"
 
-	"pushd/module"
+	"pushlane/module"
 )
 
 // SubscribeQuery is a validated GET /getPushNews query.

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"pushd/config"
+	"pushlane/config"
 )
 
 // TestPublishValidation sends every kind of bad body through HTTP: each is answered with the

@@ -1,11 +1,11 @@
-// Package config holds pushd's typed configuration. Load reads config.yaml (or the file given with
+// Package config holds pushlane's typed configuration. Load reads config.yaml (or the file given with
 // --config) through its own viper instance, applies PUSH_* environment overrides and validates every
 // value, naming the offending key exactly as API.md spells it.
 package config
 
 import "time"
 
-// Config is the whole configuration of one pushd node.
+// Config is the whole configuration of one pushlane node.
 type Config struct {
 	Server    Server
 	WebSocket WebSocket

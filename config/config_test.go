@@ -13,7 +13,7 @@ import (
 
 	yaml "go.yaml.in/yaml/v3"
 
-	"pushd/config"
+	"pushlane/config"
 )
 
 // repoConfig is the config.yaml at the repository root, relative to this package.
@@ -58,7 +58,7 @@ func writeYAML(t *testing.T, kv ...string) string {
 
 func writeFile(t *testing.T, content string) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "pushd.yaml")
+	path := filepath.Join(t.TempDir(), "pushlane.yaml")
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestDefaults(t *testing.T) {
 		{"redis.addr", c.Redis.Addr, "127.0.0.1:6379"},
 		{"redis.password", c.Redis.Password, ""},
 		{"redis.db", c.Redis.DB, 0},
-		{"redis.keyPrefix", c.Redis.KeyPrefix, "pushd:"},
+		{"redis.keyPrefix", c.Redis.KeyPrefix, "pushlane:"},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {

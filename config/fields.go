@@ -55,7 +55,7 @@ var fields = []field{
 	{"redis.addr", "127.0.0.1:6379", str(func(c *Config) *string { return &c.Redis.Addr })},
 	{"redis.password", "", str(func(c *Config) *string { return &c.Redis.Password })},
 	{"redis.db", 0, integer(func(c *Config) *int { return &c.Redis.DB })},
-	{"redis.keyPrefix", "pushd:", str(func(c *Config) *string { return &c.Redis.KeyPrefix })},
+	{"redis.keyPrefix", "pushlane:", str(func(c *Config) *string { return &c.Redis.KeyPrefix })},
 	{"redis.tls", false, boolean(func(c *Config) *bool { return &c.Redis.TLS })},
 	{"redis.poolSize", 0, integer(func(c *Config) *int { return &c.Redis.PoolSize })},
 

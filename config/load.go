@@ -109,7 +109,7 @@ func decode(v *viper.Viper) (Config, error) {
 	return cfg, nil
 }
 
-// unknownKeys names keys in the file that pushd does not know, so a typo does not pass silently.
+// unknownKeys names keys in the file that pushlane does not know, so a typo does not pass silently.
 func unknownKeys(v *viper.Viper) []string {
 	known := make(map[string]bool, len(fields))
 	for _, f := range fields {

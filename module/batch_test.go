@@ -19,7 +19,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"pushd/module"
+	"pushlane/module"
 )
 
 // Frames that queue up while a connection's socket is busy go out together: these tests count

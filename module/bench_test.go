@@ -15,8 +15,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"pushd/module"
-	"pushd/module/store/memory"
+	"pushlane/module"
+	"pushlane/module/store/memory"
 )
 
 func BenchmarkAppendFrame(b *testing.B) {

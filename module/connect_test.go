@@ -14,8 +14,8 @@ import (
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
-	"pushd/module"
-	"pushd/module/store/memory"
+	"pushlane/module"
+	"pushlane/module/store/memory"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -11,7 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"pushd/module"
+	"pushlane/module"
 )
 
 // After a broadcast a connection's writer stays parked for one to two heartbeat rounds, so a

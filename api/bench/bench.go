@@ -1,5 +1,5 @@
-// Package bench is pushd's load tool ("pushd bench"): it opens many WebSocket subscribers against a
-// pushd deployment, publishes or broadcasts to them, and reports connect rate, throughput,
+// Package bench is pushlane's load tool ("pushlane bench"): it opens many WebSocket subscribers against a
+// pushlane deployment, publishes or broadcasts to them, and reports connect rate, throughput,
 // publish-to-receive latency, losses and (for a server on the same machine) its memory and CPU.
 //
 // It is meant for servers you operate yourself. Only loopback targets are accepted unless
@@ -69,10 +69,10 @@ type options struct {
 	spreadSource bool
 }
 
-const usageHead = `pushd bench: load-test a pushd deployment you operate.
+const usageHead = `pushlane bench: load-test a pushlane deployment you operate.
 
 Usage:
-  pushd bench conns|unicast|broadcast [flags]
+  pushlane bench conns|unicast|broadcast [flags]
 
 Modes:
   conns      open --conns subscribers, hold them for --hold, report connect rate and
@@ -100,15 +100,15 @@ server's), and the server's websocket.maxConns.
 
 Examples:
   # server on this machine: memory and connect rate of 10k connections
-  pushd bench conns --conns 10000 --pid $(pidof pushd)
+  pushlane bench conns --conns 10000 --pid $(pidof pushlane)
   # 100k messages from 16 publishers to 10k users, with server CPU per message
-  pushd bench unicast --conns 10000 --messages 100000 --publishers 16 --pid $(pidof pushd)
+  pushlane bench unicast --conns 10000 --messages 100000 --publishers 16 --pid $(pidof pushlane)
   # latency at a fixed load of 5000 messages/s
-  pushd bench unicast --conns 10000 --messages 50000 --rate 5000
+  pushlane bench unicast --conns 10000 --messages 50000 --rate 5000
   # fan-out: 100 broadcasts to 10k connections
-  pushd bench broadcast --conns 10000 --broadcasts 100
+  pushlane bench broadcast --conns 10000 --broadcasts 100
   # your staging deployment, with its credentials
-  pushd bench unicast --server https://push.staging.example.com --allow-remote \
+  pushlane bench unicast --server https://push.staging.example.com --allow-remote \
       --key "$PUSH_API_KEY" --jwt-secret "$PUSH_JWT_SECRET" --conns 2000
 
 The last line of the output is one JSON object with every figure (null when not
@@ -118,9 +118,9 @@ Flags:
 `
 
 func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("pushd bench", flag.ContinueOnError)
+	fs := flag.NewFlagSet("pushlane bench", flag.ContinueOnError)
 	fs.SetOutput(out)
-	fs.StringVar(&o.server, "server", "http://127.0.0.1:8080", "base URL of the pushd server (http:// or https://)")
+	fs.StringVar(&o.server, "server", "http://127.0.0.1:8080", "base URL of the pushlane server (http:// or https://)")
 	fs.StringVar(&o.publishTo, "publish-server", "", "publish to this node instead of --server (cross-node delivery in a cluster)")
 	fs.StringVar(&o.key, "key", "", "API key, sent as Authorization: Bearer <key> (auth.apiKeys)")
 	fs.StringVar(&o.jwtSecret, "jwt-secret", "", "the server's auth.jwtSecret: mint an HS256 token per user")
@@ -154,12 +154,12 @@ func Usage(w io.Writer) {
 	fs.PrintDefaults()
 }
 
-// Run is "pushd bench": args[0] is the mode (conns, unicast or broadcast), the rest are flags.
+// Run is "pushlane bench": args[0] is the mode (conns, unicast or broadcast), the rest are flags.
 // It prints a human summary to stdout, then one JSON line with every figure, and returns the
 // exit code (0 clean, 1 failures or timeout, 2 usage). It never calls os.Exit.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "pushd bench: missing mode: conns, unicast or broadcast (pushd bench -h for help)")
+		fmt.Fprintln(stderr, "pushlane bench: missing mode: conns, unicast or broadcast (pushlane bench -h for help)")
 		return exitUsage
 	}
 	switch args[0] {
@@ -175,33 +175,33 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			Usage(stdout)
 			return exitOK
 		}
-		fmt.Fprintln(stderr, "pushd bench: see pushd bench -h")
+		fmt.Fprintln(stderr, "pushlane bench: see pushlane bench -h")
 		return exitUsage
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "pushd bench: unexpected argument %q (flags go after the mode)\n", fs.Arg(0))
+		fmt.Fprintf(stderr, "pushlane bench: unexpected argument %q (flags go after the mode)\n", fs.Arg(0))
 		return exitUsage
 	}
 	if err := o.validate(); err != nil {
-		fmt.Fprintln(stderr, "pushd bench:", err)
+		fmt.Fprintln(stderr, "pushlane bench:", err)
 		return exitUsage
 	}
 	tgt, err := newTarget(o.server, o.allowRemote, o.spreadSource)
 	if err != nil {
-		fmt.Fprintln(stderr, "pushd bench:", err)
+		fmt.Fprintln(stderr, "pushlane bench:", err)
 		return exitUsage
 	}
 	if o.publishTo != "" {
 		pub, err := newTarget(o.publishTo, o.allowRemote, false)
 		if err != nil {
-			fmt.Fprintln(stderr, "pushd bench: --publish-server:", strings.TrimPrefix(err.Error(), "--server "))
+			fmt.Fprintln(stderr, "pushlane bench: --publish-server:", strings.TrimPrefix(err.Error(), "--server "))
 			return exitUsage
 		}
 		tgt.publishBase = pub.httpBase
 	}
 	if o.pid > 0 {
 		if _, err := readProc(o.pid); err != nil {
-			fmt.Fprintf(stderr, "pushd bench: --pid %d: %v\n", o.pid, err)
+			fmt.Fprintf(stderr, "pushlane bench: --pid %d: %v\n", o.pid, err)
 			return exitUsage
 		}
 	}
@@ -211,7 +211,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		o.run = hex.EncodeToString(b[:])
 	}
 	if w := fdWarning(o.conns); w != "" {
-		fmt.Fprintln(stderr, "pushd bench: warning:", w)
+		fmt.Fprintln(stderr, "pushlane bench: warning:", w)
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)

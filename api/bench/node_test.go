@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"pushd/api/server"
-	"pushd/config"
+	"pushlane/api/server"
+	"pushlane/config"
 )
 
-// node is one pushd node, built by server.New as the binary builds it, behind a real loopback
+// node is one pushlane node, built by server.New as the binary builds it, behind a real loopback
 // listener.
 type node struct {
 	cfg config.Config

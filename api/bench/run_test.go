@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"pushd/config"
+	"pushlane/config"
 )
 
 // result is one Run: its exit code, its output and the JSON report of its last line.
@@ -35,7 +35,7 @@ func runBench(t *testing.T, args ...string) result {
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
 }
 
-// runOK runs pushd bench and requires exit code 0.
+// runOK runs pushlane bench and requires exit code 0.
 func runOK(t *testing.T, args ...string) result {
 	t.Helper()
 	r := runBench(t, args...)

@@ -77,7 +77,7 @@ func (b *bench) progress(done <-chan struct{}, phase string, line func() string)
 		case <-done:
 			return
 		case <-tick.C:
-			fmt.Fprintf(b.stderr, "pushd bench: %s: %s\n", phase, line())
+			fmt.Fprintf(b.stderr, "pushlane bench: %s: %s\n", phase, line())
 		}
 	}
 }
@@ -113,7 +113,7 @@ func (b *bench) run(ctx context.Context) *Report {
 		proc0 = p
 	}
 
-	fmt.Fprintf(b.stderr, "pushd bench: %s: opening %d connections to %s (users bench-%s-*)\n", b.o.mode, b.o.conns, b.t.wsURL, b.o.run)
+	fmt.Fprintf(b.stderr, "pushlane bench: %s: opening %d connections to %s (users bench-%s-*)\n", b.o.mode, b.o.conns, b.t.wsURL, b.o.run)
 	t0 := time.Now()
 	b.dialAll(ctx)
 	connectDur := time.Since(t0).Seconds()
@@ -130,7 +130,7 @@ func (b *bench) run(ctx context.Context) *Report {
 		p, err := readProc(b.o.pid)
 		if err != nil {
 			procOK = false
-			fmt.Fprintf(b.stderr, "pushd bench: --pid %d: %v\n", b.o.pid, err)
+			fmt.Fprintf(b.stderr, "pushlane bench: --pid %d: %v\n", b.o.pid, err)
 		} else {
 			proc1 = p
 			rep.ServerPID = ptr(b.o.pid)
@@ -150,7 +150,7 @@ func (b *bench) run(ctx context.Context) *Report {
 	cpuLoad0, _ := selfCPU()
 	switch b.o.mode {
 	case modeConns:
-		fmt.Fprintf(b.stderr, "pushd bench: holding %d connections for %s\n", b.open, b.o.hold)
+		fmt.Fprintf(b.stderr, "pushlane bench: holding %d connections for %s\n", b.open, b.o.hold)
 		hold0 := time.Now()
 		sleep(ctx, b.o.hold)
 		rep.HoldSeconds = ptr(time.Since(hold0).Seconds())
@@ -293,7 +293,7 @@ func (b *bench) unicast(ctx context.Context, rep *Report) {
 	var next, answeredN, expected atomic.Int64
 	lim := b.limiter()
 	serverBefore, serverErr := b.scrapeHistogram(ctx, publishToWrite)
-	fmt.Fprintf(b.stderr, "pushd bench: publishing %d messages from %d publishers\n", m, p)
+	fmt.Fprintf(b.stderr, "pushlane bench: publishing %d messages from %d publishers\n", m, p)
 	done := make(chan struct{})
 	go b.progress(done, "publishing", func() string {
 		n, _ := b.received()
@@ -341,13 +341,13 @@ func (b *bench) unicast(ctx context.Context, rep *Report) {
 	for _, t := range lastAnswer {
 		pubEnd = max(pubEnd, t)
 	}
-	fmt.Fprintf(b.stderr, "pushd bench: %d answered; waiting up to %s for deliveries\n", answeredN.Load(), b.o.drain)
+	fmt.Fprintf(b.stderr, "pushlane bench: %d answered; waiting up to %s for deliveries\n", answeredN.Load(), b.o.drain)
 	b.drainUntil(ctx, expected.Load())
 	close(done)
 	if serverErr == nil {
 		b.fillServerLatency(ctx, rep, serverBefore)
 	} else {
-		fmt.Fprintf(b.stderr, "pushd bench: no server-side latency: %v\n", serverErr)
+		fmt.Fprintf(b.stderr, "pushlane bench: no server-side latency: %v\n", serverErr)
 	}
 
 	n, last := b.received()
@@ -388,12 +388,12 @@ func (b *bench) unicast(ctx context.Context, rep *Report) {
 func (b *bench) fillServerLatency(ctx context.Context, rep *Report, before serverHistogram) {
 	after, err := b.scrapeHistogram(ctx, publishToWrite)
 	if err != nil {
-		fmt.Fprintf(b.stderr, "pushd bench: no server-side latency: %v\n", err)
+		fmt.Fprintf(b.stderr, "pushlane bench: no server-side latency: %v\n", err)
 		return
 	}
 	run, ok := after.since(before)
 	if !ok {
-		fmt.Fprintf(b.stderr, "pushd bench: no server-side latency: the server's histogram was reset during the run\n")
+		fmt.Fprintf(b.stderr, "pushlane bench: no server-side latency: the server's histogram was reset during the run\n")
 		return
 	}
 	for _, q := range []struct {
@@ -417,7 +417,7 @@ func (b *bench) broadcast(ctx context.Context, rep *Report) {
 	answered := make([]bool, k)
 	var answeredN int64
 	lim := b.limiter()
-	fmt.Fprintf(b.stderr, "pushd bench: sending %d broadcasts to %d connections\n", k, b.open)
+	fmt.Fprintf(b.stderr, "pushlane bench: sending %d broadcasts to %d connections\n", k, b.open)
 	var answeredNow atomic.Int64
 	done := make(chan struct{})
 	go b.progress(done, "broadcasting", func() string {
@@ -460,7 +460,7 @@ func (b *bench) broadcast(ctx context.Context, rep *Report) {
 		}
 	}
 	expected := answeredN * int64(b.open)
-	fmt.Fprintf(b.stderr, "pushd bench: %d answered; waiting up to %s for %d deliveries\n", answeredN, b.o.drain, expected)
+	fmt.Fprintf(b.stderr, "pushlane bench: %d answered; waiting up to %s for %d deliveries\n", answeredN, b.o.drain, expected)
 	b.drainUntil(ctx, expected)
 	close(done)
 

@@ -18,7 +18,7 @@ import (
 // writing it to a live connection. Its change over a unicast run splits the latency the
 // subscribers see into the server's part and the rest (the publish request, the network, the
 // load generator's own scheduling).
-const publishToWrite = "pushd_publish_to_write_seconds"
+const publishToWrite = "pushlane_publish_to_write_seconds"
 
 // serverHistogram is one scrape of a cumulative Prometheus histogram.
 type serverHistogram struct {

@@ -20,7 +20,7 @@ func exposition(t *testing.T, reg *prometheus.Registry) []byte {
 func TestServerHistogramQuantiles(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: publishToWrite, Buckets: []float64{.001, .002, .004}})
-	other := prometheus.NewCounter(prometheus.CounterOpts{Name: "pushd_other_total"})
+	other := prometheus.NewCounter(prometheus.CounterOpts{Name: "pushlane_other_total"})
 	reg.MustRegister(h, other)
 	for range 100 {
 		h.Observe(0.0005) // before the run: must not count
@@ -69,7 +69,7 @@ func TestServerHistogramQuantiles(t *testing.T) {
 	if _, ok := before.since(after); ok {
 		t.Error("a histogram that went back (server restarted) must not give a figure")
 	}
-	if _, err := parseHistogram(exposition(t, reg), "pushd_other_total"); err == nil {
+	if _, err := parseHistogram(exposition(t, reg), "pushlane_other_total"); err == nil {
 		t.Error("a counter parsed as a histogram")
 	}
 	if _, err := parseHistogram([]byte("not { prometheus"), publishToWrite); err == nil {

@@ -273,7 +273,7 @@ var (
 	seqKey          = []byte(`,"s":`)
 )
 
-// parseFrame reads a pushd frame carrying bench data {"t":<ns>,"s":<seq>}. The fast path knows
+// parseFrame reads a pushlane frame carrying bench data {"t":<ns>,"s":<seq>}. The fast path knows
 // the server's field order; anything else goes through encoding/json.
 func parseFrame(raw []byte) (frame, bool) {
 	var f frame
@@ -355,6 +355,6 @@ func (b *bench) closeAll() {
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
-		fmt.Fprintln(b.stderr, "pushd bench: some readers did not end within 10s of closing")
+		fmt.Fprintln(b.stderr, "pushlane bench: some readers did not end within 10s of closing")
 	}
 }

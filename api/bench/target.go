@@ -50,7 +50,7 @@ func newTarget(raw string, allowRemote, spread bool) (*target, error) {
 	isLocalhost := strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost")
 	t := &target{display: raw, loopback: isLocalhost || (ip != nil && ip.IsLoopback())}
 	if !t.loopback && !allowRemote {
-		return nil, errors.New("--server " + raw + " is not a loopback address: pushd bench is meant for servers you operate; " +
+		return nil, errors.New("--server " + raw + " is not a loopback address: pushlane bench is meant for servers you operate; " +
 			"pass --allow-remote to load a deployment of your own on another machine")
 	}
 	dialHost := host

@@ -1,4 +1,4 @@
-// Package cli is pushd's command-line client: `pushd send`, `pushd listen` and `pushd clients`
+// Package cli is pushlane's command-line client: `pushlane send`, `pushlane listen` and `pushlane clients`
 // talk to a running server over the routes of API.md. It keeps no package-level state: every
 // call of Run builds its own HTTP client and dialer, so tests run it in-process and in parallel.
 package cli
@@ -30,9 +30,9 @@ const (
 
 // Environment variables that give the connection flags their defaults.
 const (
-	envServer = "PUSHD_SERVER"
-	envKey    = "PUSHD_API_KEY"
-	envToken  = "PUSHD_TOKEN"
+	envServer = "PUSH_SERVER"
+	envKey    = "PUSH_API_KEY"
+	envToken  = "PUSH_TOKEN"
 )
 
 // command is one subcommand: run gets the arguments after its name.
@@ -54,8 +54,8 @@ func IsCommand(name string) bool {
 }
 
 // Run executes one client subcommand. args starts with the subcommand name, e.g.
-// ["send", "--user", "U", `{"title":"hi"}`]. getenv supplies PUSHD_SERVER, PUSHD_API_KEY and
-// PUSHD_TOKEN; stdin is read by `send -` only. Run returns the exit code and never calls
+// ["send", "--user", "U", `{"title":"hi"}`]. getenv supplies PUSH_SERVER, PUSH_API_KEY and
+// PUSH_TOKEN; stdin is read by `send -` only. Run returns the exit code and never calls
 // os.Exit; `listen` returns 0 when ctx ends.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -64,7 +64,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "pushd: unknown command %q\n\n", args[0])
+		fmt.Fprintf(stderr, "pushlane: unknown command %q\n\n", args[0])
 		Usage(stderr)
 		return exitUsage
 	}
@@ -74,45 +74,45 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if stdin == nil {
 		stdin = strings.NewReader("")
 	}
-	env := &runEnv{name: "pushd " + args[0], getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
+	env := &runEnv{name: "pushlane " + args[0], getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
 	return cmd.run(ctx, env, args[1:])
 }
 
-// Usage prints the top-level help of the pushd binary: serving and every subcommand.
+// Usage prints the top-level help of the pushlane binary: serving and every subcommand.
 func Usage(w io.Writer) {
-	fmt.Fprint(w, `pushd is a real-time push server and its command-line client.
+	fmt.Fprint(w, `pushlane is a real-time push server and its command-line client.
 
 Usage:
-  pushd [--config FILE]           serve (no subcommand; config.yaml when present)
-  pushd send [flags] DATA         publish a JSON message to users, or broadcast it
-  pushd listen --user U [flags]   subscribe as a user and print every message
-  pushd clients [flags] [USER]    list online users, or one user's connections
-  pushd bench [flags]             load test, see pushd bench -h
+  pushlane [--config FILE]           serve (no subcommand; config.yaml when present)
+  pushlane send [flags] DATA         publish a JSON message to users, or broadcast it
+  pushlane listen --user U [flags]   subscribe as a user and print every message
+  pushlane clients [flags] [USER]    list online users, or one user's connections
+  pushlane bench [flags]             load test, see pushlane bench -h
 
 Client flags (send, listen, clients):
 `)
 	printFlags(w, commonFlagSet(), commonFlagNames)
 	fmt.Fprint(w, `
 Examples:
-  pushd --config /etc/pushd/config.yaml
-  pushd send --user alice '{"title":"hi"}'
-  pushd listen --user alice | jq .data
-  pushd clients
+  pushlane --config /etc/pushlane/config.yaml
+  pushlane send --user alice '{"title":"hi"}'
+  pushlane listen --user alice | jq .data
+  pushlane clients
 
-Run 'pushd COMMAND -h' for the flags and examples of a command.
+Run 'pushlane COMMAND -h' for the flags and examples of a command.
 `)
 }
 
 // runEnv is what one Run call may touch.
 type runEnv struct {
-	name   string // "pushd send", the prefix of every message
+	name   string // "pushlane send", the prefix of every message
 	getenv func(string) string
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
 }
 
-// errorf prints one "pushd CMD: ..." line to stderr.
+// errorf prints one "pushlane CMD: ..." line to stderr.
 func (e *runEnv) errorf(format string, args ...any) {
 	fmt.Fprintf(e.stderr, e.name+": "+format+"\n", args...)
 }
@@ -146,7 +146,7 @@ func isCommonFlag(name string) bool {
 }
 
 func (c *commonFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.server, "server", "", "`URL` of the pushd server (default $"+envServer+", else "+defaultServer+")")
+	fs.StringVar(&c.server, "server", "", "`URL` of the pushlane server (default $"+envServer+", else "+defaultServer+")")
 	fs.StringVar(&c.key, "key", "", "API key, sent as Authorization: Bearer `KEY` (default $"+envKey+")")
 	fs.StringVar(&c.token, "token", "", "subscriber JWT for listen, sent as ?token=`TOKEN` (default $"+envToken+")")
 	fs.DurationVar(&c.timeout, "timeout", defaultTimeout, "limit of one HTTP request or WebSocket handshake, a `DURATION` (default "+defaultTimeout.String()+")")
@@ -170,7 +170,7 @@ func (c *commonFlags) fillFromEnv(getenv func(string) string) {
 }
 
 func commonFlagSet() *flag.FlagSet {
-	fs := flag.NewFlagSet("pushd", flag.ContinueOnError)
+	fs := flag.NewFlagSet("pushlane", flag.ContinueOnError)
 	new(commonFlags).register(fs)
 	return fs
 }

@@ -10,12 +10,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"pushd/module"
+	"pushlane/module"
 )
 
 const clientsUsage = `Usage:
-  pushd clients [--limit N] [--offset N]
-  pushd clients USER
+  pushlane clients [--limit N] [--offset N]
+  pushlane clients USER
 
 Without USER, lists the online users (GET /clients) as a table "USER  CONNECTIONS" in byte
 order of user id, then "total: N", the number of online users before paging. With USER, shows
@@ -25,10 +25,10 @@ Exit status: 0 success, 1 the server refused (404: user offline with nothing sto
 not be reached, 2 bad command line.
 `
 
-const clientsExamples = `  pushd clients
-  pushd clients --limit 20 --offset 40
-  pushd clients alice
-  pushd clients --json | jq '.users[].userId'
+const clientsExamples = `  pushlane clients
+  pushlane clients --limit 20 --offset 40
+  pushlane clients alice
+  pushlane clients --json | jq '.users[].userId'
 `
 
 func runClients(ctx context.Context, env *runEnv, args []string) int {

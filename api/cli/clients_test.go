@@ -133,7 +133,7 @@ func TestHelp(t *testing.T) {
 			if code != 0 || errb.Len() != 0 {
 				t.Fatalf("%s %s: exit %d, stderr %q", cmd, h, code, errb.String())
 			}
-			for _, want := range []string{"Usage:", "pushd " + cmd, "Examples:", "--server URL", "--key KEY", "--token TOKEN", "--timeout", "--insecure"} {
+			for _, want := range []string{"Usage:", "pushlane " + cmd, "Examples:", "--server URL", "--key KEY", "--token TOKEN", "--timeout", "--insecure"} {
 				if !strings.Contains(text, want) {
 					t.Errorf("%s %s: help lacks %q:\n%s", cmd, h, want, text)
 				}
@@ -148,7 +148,7 @@ func TestHelp(t *testing.T) {
 
 	var buf bytes.Buffer
 	Usage(&buf)
-	for _, want := range []string{"--config FILE", "pushd send", "pushd listen", "pushd clients", "pushd bench", "load test, see pushd bench -h", "PUSHD_SERVER", "PUSHD_API_KEY", "PUSHD_TOKEN"} {
+	for _, want := range []string{"--config FILE", "pushlane send", "pushlane listen", "pushlane clients", "pushlane bench", "load test, see pushlane bench -h", "PUSH_SERVER", "PUSH_API_KEY", "PUSH_TOKEN"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("Usage lacks %q:\n%s", want, buf.String())
 		}

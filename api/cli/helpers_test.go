@@ -20,9 +20,9 @@ import (
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
-	"pushd/api/server"
-	"pushd/config"
-	"pushd/module"
+	"pushlane/api/server"
+	"pushlane/config"
+	"pushlane/module"
 )
 
 // TestMain fails the package when a goroutine outlives the tests: every Run must leave nothing
@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 // waitTimeout bounds every wait; only a broken client or server reaches it.
 const waitTimeout = 10 * time.Second
 
-// node is one real pushd node, built by server.New as the binary builds it, behind an httptest server. Its handler
+// node is one real pushlane node, built by server.New as the binary builds it, behind an httptest server. Its handler
 // records the query of every subscribe request and can refuse them with 503 (refuse), to hold a
 // reconnecting listener off.
 type node struct {

@@ -17,11 +17,11 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"pushd/module"
+	"pushlane/module"
 )
 
 const listenUsage = `Usage:
-  pushd listen --user U [--since ID] [--pretty] [--count N]
+  pushlane listen --user U [--since ID] [--pretty] [--count N]
 
 Subscribes to GET /getPushNews as user U and prints every message, one line each: by default the
 frame's JSON as received (pipe it into jq), with --pretty "#ID  CREATED-AT  DATA". It keeps the
@@ -32,10 +32,10 @@ instead of retrying when the server removes the user (close 4000), the token exp
 1008) or the subscription is refused (400, 401, 403 and other 4xx, save 408 and 429).
 `
 
-const listenExamples = `  pushd listen --user alice
-  pushd listen --user alice --pretty
-  pushd listen --user alice --since 41 --count 1 | jq -r .data.title
-  pushd listen --server https://push.example.com --token "$JWT" --user alice
+const listenExamples = `  pushlane listen --user alice
+  pushlane listen --user alice --pretty
+  pushlane listen --user alice --since 41 --count 1 | jq -r .data.title
+  pushlane listen --server https://push.example.com --token "$JWT" --user alice
 `
 
 // Reconnect pauses: equal jitter over an exponential backoff. The first retry waits 250-500ms,
@@ -111,7 +111,7 @@ func runListen(ctx context.Context, env *runEnv, args []string) int {
 	return l.run(ctx)
 }
 
-// listener is one `pushd listen`: a loop of sessions (one WebSocket connection each), run by one
+// listener is one `pushlane listen`: a loop of sessions (one WebSocket connection each), run by one
 // goroutine; a second goroutine per session only closes the connection when ctx ends.
 type listener struct {
 	env       *runEnv

@@ -13,7 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 
-	"pushd/config"
+	"pushlane/config"
 )
 
 // frameIDs decodes stdout lines of a raw listen: one JSON frame each; it returns their ids.
@@ -210,7 +210,7 @@ func TestListenRefusedExits1(t *testing.T) {
 		t.Fatalf("wrong sub: exit %d, stderr %q", r.code, r.stderr)
 	}
 
-	// A valid token, from $PUSHD_TOKEN.
+	// A valid token, from $PUSH_TOKEN.
 	env := map[string]string{envToken: token(t, secret, "dave", time.Now().Add(time.Hour))}
 	l := n.start(env, "listen", "--user", "dave", "--count", "1")
 	n.waitConns("dave", 1)

@@ -9,12 +9,12 @@ import (
 	"net/http"
 	"time"
 
-	"pushd/module"
+	"pushlane/module"
 )
 
 const sendUsage = `Usage:
-  pushd send --user U [--user U2 ...] [--ttl DURATION] DATA
-  pushd send --broadcast DATA
+  pushlane send --user U [--user U2 ...] [--ttl DURATION] DATA
+  pushlane send --broadcast DATA
 
 Publishes DATA, any JSON value but null, to every connection of each user (POST /pushNews; the
 message is stored for --ttl and replayed to users who are offline), or with --broadcast to every
@@ -23,12 +23,12 @@ Prints one line per user: "USER  id=ID  online=BOOL", or "connections=N" for a b
 Exit status: 0 accepted, 1 the server refused or could not be reached, 2 bad command line.
 `
 
-const sendExamples = `  pushd send --user alice '{"title":"hi"}'
-  pushd send --user alice --user bob --ttl 1h '"plain string"'
-  echo '{"n":1}' | pushd send --user alice -
-  pushd send --broadcast '{"maintenance":"in 5 minutes"}'
-  PUSHD_SERVER=https://push.example.com PUSHD_API_KEY=secret pushd send --user alice '[1,2]'
-  pushd send --user alice -- -1            (DATA that starts with "-" follows --)
+const sendExamples = `  pushlane send --user alice '{"title":"hi"}'
+  pushlane send --user alice --user bob --ttl 1h '"plain string"'
+  echo '{"n":1}' | pushlane send --user alice -
+  pushlane send --broadcast '{"maintenance":"in 5 minutes"}'
+  PUSH_SERVER=https://push.example.com PUSH_API_KEY=secret pushlane send --user alice '[1,2]'
+  pushlane send --user alice -- -1            (DATA that starts with "-" follows --)
 `
 
 // maxDataBytes bounds DATA read from stdin; the server's own limit is usually far lower.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"pushd/config"
+	"pushlane/config"
 )
 
 var resultLine = regexp.MustCompile(`^([A-Za-z0-9._:@-]+)  id=([0-9]+)  online=(true|false)$`)

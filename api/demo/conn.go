@@ -7,7 +7,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"pushd/module"
+	"pushlane/module"
 )
 
 // CloseSlowConsumer is the close code of a chat member whose send queue overflowed (as in the core).

@@ -30,7 +30,7 @@ const (
 // Options are the dependencies and tunables of the demos. Zero values take the defaults above.
 type Options struct {
 	// TailFiles are the files GET /tail may stream (config key tail.files). A client names a file
-	// by its base name ("app.log" for "/var/log/pushd/app.log"); when two entries share a base
+	// by its base name ("app.log" for "/var/log/pushlane/app.log"); when two entries share a base
 	// name the first wins and the other is ignored with a warning.
 	TailFiles []string
 	// MaxMessageBytes is the read limit of every demo connection (a bigger frame closes it with

@@ -1,4 +1,4 @@
-// Package server assembles one pushd node (store, hub, broker, service, HTTP handlers) from its
+// Package server assembles one pushlane node (store, hub, broker, service, HTTP handlers) from its
 // configuration and serves it until its context ends, then drains it.
 package server
 
@@ -15,16 +15,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	goredis "github.com/redis/go-redis/v9"
 
-	"pushd/api"
-	"pushd/config"
-	"pushd/module"
-	redisbroker "pushd/module/broker/redis"
-	"pushd/module/store/memory"
-	redisstore "pushd/module/store/redis"
-	"pushd/module/store/sqlite"
+	"pushlane/api"
+	"pushlane/config"
+	"pushlane/module"
+	redisbroker "pushlane/module/broker/redis"
+	"pushlane/module/store/memory"
+	redisstore "pushlane/module/store/redis"
+	"pushlane/module/store/sqlite"
 )
 
-// Node is one assembled pushd node: store, hub, broker, service and HTTP handlers.
+// Node is one assembled pushlane node: store, hub, broker, service and HTTP handlers.
 type Node struct {
 	cfg      config.Config
 	log      *slog.Logger

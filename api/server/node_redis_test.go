@@ -13,8 +13,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"pushd/config"
-	"pushd/module/store/redis/redistest"
+	"pushlane/config"
+	"pushlane/module/store/redis/redistest"
 )
 
 // TestAppRedisWiring: two nodes built by newApp with store.driver and broker.driver redis (as

@@ -11,7 +11,7 @@ import (
 	"net/http"
 	"time"
 
-	"pushd/config"
+	"pushlane/config"
 )
 
 // Serve runs the HTTP server until ctx ends, then drains: stop accepting, close sockets with
@@ -48,8 +48,8 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if cfg.Server.TLS.Enabled() {
 		scheme = "https"
 	}
-	fmt.Fprintf(stdout, "pushd listening on %s://%s\n", scheme, ln.Addr())
-	log.Info("pushd started", "addr", ln.Addr().String(), "store", cfg.Store.Driver, "broker", cfg.Broker.Driver, "tls", cfg.Server.TLS.Enabled())
+	fmt.Fprintf(stdout, "pushlane listening on %s://%s\n", scheme, ln.Addr())
+	log.Info("pushlane started", "addr", ln.Addr().String(), "store", cfg.Store.Driver, "broker", cfg.Broker.Driver, "tls", cfg.Server.TLS.Enabled())
 	a.warnIfOpen(ln.Addr())
 
 	served := make(chan error, 1)
@@ -83,6 +83,6 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", serveErr)
 	}
-	log.Info("pushd stopped cleanly", "drain", time.Since(drainStart).Round(time.Millisecond))
+	log.Info("pushlane stopped cleanly", "drain", time.Since(drainStart).Round(time.Millisecond))
 	return nil
 }

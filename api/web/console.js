@@ -1,6 +1,6 @@
 /*
- * pushd console: the page at GET /. Plain DOM code, no framework, no build step.
- * Subscribing goes through pushd.js (PushClient), the same client applications use.
+ * pushlane console: the page at GET /. Plain DOM code, no framework, no build step.
+ * Subscribing goes through pushlane.js (PushClient), the same client applications use.
  * Rule of this file: text from the network or the user is only ever set with textContent or
  * append(string); nothing here parses strings as HTML.
  */
@@ -137,7 +137,7 @@
 
   // ---------- API key (sessionStorage, shared by Publish and Clients) ----------
 
-  const KEY_STORE = 'pushd.apiKey';
+  const KEY_STORE = 'pushlane.apiKey';
   function apiKey() {
     return sessionStorage.getItem(KEY_STORE) || '';
   }
@@ -232,7 +232,7 @@
     $('sub-curl').textContent =
       'curl -X POST ' + shellQuote(url('pushNews')) + ' \\\n' +
       "  -H 'Content-Type: application/json' \\\n" +
-      (apiKey() ? '  -H "Authorization: Bearer $PUSHD_API_KEY" \\\n' : '') +
+      (apiKey() ? '  -H "Authorization: Bearer $PUSH_API_KEY" \\\n' : '') +
       '  -d ' + shellQuote(body);
   }
 
@@ -348,7 +348,7 @@
       return;
     }
     showError($('sub-error'), '');
-    localStorage.setItem('pushd.userId', userId);
+    localStorage.setItem('pushlane.userId', userId);
     sub.everOpen = false;
     sub.probed = false;
     // Same user again (after Disconnect, a 4000 or a 1008): keep the client, which resumes from
@@ -453,7 +453,7 @@
     $('pub-curl').textContent =
       'curl -X POST ' + shellQuote(url(req.path)) + ' \\\n' +
       "  -H 'Content-Type: application/json' \\\n" +
-      (apiKey() ? '  -H "Authorization: Bearer $PUSHD_API_KEY" \\\n' : '') +
+      (apiKey() ? '  -H "Authorization: Bearer $PUSH_API_KEY" \\\n' : '') +
       '  -d ' + shellQuote(req.body);
   }
 
@@ -719,7 +719,7 @@
 
   // Chat
   const chatName = $('chat-name');
-  chatName.value = localStorage.getItem('pushd.chatName') || '';
+  chatName.value = localStorage.getItem('pushlane.chatName') || '';
   function chatLine(cls, ...parts) {
     const list = $('chat-log');
     list.append(h('li', { class: cls }, timeEl(), ...parts));
@@ -756,7 +756,7 @@
       chatName.focus();
       return;
     }
-    localStorage.setItem('pushd.chatName', name);
+    localStorage.setItem('pushlane.chatName', name);
     chat.open('chat');
   });
   $('chat-form').addEventListener('submit', (ev) => {
@@ -787,7 +787,7 @@
       tailAppend(line);
     },
   });
-  $('tail-file').value = localStorage.getItem('pushd.tailFile') || '';
+  $('tail-file').value = localStorage.getItem('pushlane.tailFile') || '';
   $('tail-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const file = $('tail-file').value.trim();
@@ -796,14 +796,14 @@
       $('tail-file').focus();
       return;
     }
-    localStorage.setItem('pushd.tailFile', file);
+    localStorage.setItem('pushlane.tailFile', file);
     tail.open('tail?file=' + encodeURIComponent(file));
   });
   $('tail-clear').addEventListener('click', () => tailOut.replaceChildren());
 
   // ---------- start ----------
 
-  $('sub-user').value = localStorage.getItem('pushd.userId') || '';
+  $('sub-user').value = localStorage.getItem('pushlane.userId') || '';
   $('pub-users').value = $('sub-user').value;
   updatePublishCurl();
   showTab();

@@ -1,5 +1,5 @@
-// Package web serves pushd's browser side: the console (GET /), a single page to subscribe, publish
-// and operate a server by hand, and pushd.js (GET /pushd.js), the dependency-free browser client the
+// Package web serves pushlane's browser side: the console (GET /), a single page to subscribe, publish
+// and operate a server by hand, and pushlane.js (GET /pushlane.js), the dependency-free browser client the
 // console itself uses. Every asset is embedded in the binary; nothing is fetched from elsewhere.
 package web
 
@@ -14,7 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-//go:embed index.html console.css console.js pushd.js
+//go:embed index.html console.css console.js pushlane.js
 var files embed.FS
 
 // ContentSecurityPolicy is sent with the console: scripts and styles from this server only (no
@@ -34,10 +34,10 @@ type asset struct {
 	page        bool // the HTML document: gets the CSP and framing headers
 }
 
-// Register adds the console and pushd.js to r:
+// Register adds the console and pushlane.js to r:
 //
 //	GET /                     the console (text/html)
-//	GET /pushd.js             the browser client (application/javascript)
+//	GET /pushlane.js             the browser client (application/javascript)
 //	GET /console/console.js   the console's script
 //	GET /console/console.css  the console's style sheet
 //
@@ -49,7 +49,7 @@ func Register(r gin.IRoutes) {
 		a    asset
 	}{
 		{"/", load("index.html", "text/html; charset=utf-8", true)},
-		{"/pushd.js", load("pushd.js", "application/javascript; charset=utf-8", false)},
+		{"/pushlane.js", load("pushlane.js", "application/javascript; charset=utf-8", false)},
 		{"/console/console.js", load("console.js", "application/javascript; charset=utf-8", false)},
 		{"/console/console.css", load("console.css", "text/css; charset=utf-8", false)},
 	}

@@ -34,8 +34,8 @@ func TestRoutesServeAssets(t *testing.T) {
 	cases := []struct {
 		path, contentType, contains string
 	}{
-		{"/", "text/html; charset=utf-8", "<title>pushd console</title>"},
-		{"/pushd.js", "application/javascript; charset=utf-8", "class PushClient"},
+		{"/", "text/html; charset=utf-8", "<title>pushlane console</title>"},
+		{"/pushlane.js", "application/javascript; charset=utf-8", "class PushClient"},
 		{"/console/console.js", "application/javascript; charset=utf-8", "new PushClient("},
 		{"/console/console.css", "text/css; charset=utf-8", ".badge"},
 	}
@@ -109,7 +109,7 @@ func TestConsoleHasNoInlineCode(t *testing.T) {
 			t.Errorf("index.html contains %q, which the CSP or the no-CDN rule forbids", m)
 		}
 	}
-	for _, src := range []string{`src="pushd.js"`, `src="console/console.js"`, `href="console/console.css"`} {
+	for _, src := range []string{`src="pushlane.js"`, `src="console/console.js"`, `href="console/console.css"`} {
 		if !strings.Contains(body, src) {
 			t.Errorf("index.html does not reference %s", src)
 		}
@@ -119,7 +119,7 @@ func TestConsoleHasNoInlineCode(t *testing.T) {
 // Nothing in the console may write HTML from strings: message data is untrusted.
 func TestConsoleScriptDoesNotWriteHTML(t *testing.T) {
 	t.Parallel()
-	for _, path := range []string{"/console/console.js", "/pushd.js"} {
+	for _, path := range []string{"/console/console.js", "/pushlane.js"} {
 		body := get(t, newEngine(), http.MethodGet, path, nil).Body.String()
 		for _, bad := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("} {
 			if strings.Contains(body, bad) {
@@ -132,9 +132,9 @@ func TestConsoleScriptDoesNotWriteHTML(t *testing.T) {
 func TestConditionalGet(t *testing.T) {
 	t.Parallel()
 	r := newEngine()
-	first := get(t, r, http.MethodGet, "/pushd.js", nil)
+	first := get(t, r, http.MethodGet, "/pushlane.js", nil)
 	etag := first.Header().Get("ETag")
-	again := get(t, r, http.MethodGet, "/pushd.js", map[string]string{"If-None-Match": etag})
+	again := get(t, r, http.MethodGet, "/pushlane.js", map[string]string{"If-None-Match": etag})
 	if again.Code != http.StatusNotModified {
 		t.Fatalf("If-None-Match %s: status %d, want 304", etag, again.Code)
 	}
@@ -143,7 +143,7 @@ func TestConditionalGet(t *testing.T) {
 func TestOtherRoutesUntouched(t *testing.T) {
 	t.Parallel()
 	r := newEngine()
-	for _, path := range []string{"/console/", "/console/missing.js", "/index.html", "/pushd.js/x"} {
+	for _, path := range []string{"/console/", "/console/missing.js", "/index.html", "/pushlane.js/x"} {
 		if rec := get(t, r, http.MethodGet, path, nil); rec.Code != http.StatusNotFound {
 			t.Errorf("GET %s: status %d, want 404", path, rec.Code)
 		}

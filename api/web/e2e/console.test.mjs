@@ -1,9 +1,9 @@
-// Browser test of the pushd console (GET /) and pushd.js against the real server binary, in
+// Browser test of the pushlane console (GET /) and pushlane.js against the real server binary, in
 // headless Chromium driven by playwright-core. Start it with ./run.sh, which builds the binary,
 // writes a temporary config and sets:
-//   PUSHD_BIN, PUSHD_CONFIG   the binary and its config (server.addr = PUSHD_ADDR)
-//   PUSHD_ADDR                127.0.0.1:PORT the server listens on
-//   PUSHD_PIDFILE             where the running server's pid is written, for run.sh's cleanup
+//   PUSHLANE_BIN, PUSHLANE_CONFIG   the binary and its config (server.addr = PUSHLANE_ADDR)
+//   PUSHLANE_ADDR                127.0.0.1:PORT the server listens on
+//   PUSHLANE_PIDFILE             where the running server's pid is written, for run.sh's cleanup
 //   SCREENSHOT_DIR            where screenshots go
 //   DOCS_SCREENSHOT           optional: also save the console screenshot there (docs/console.png)
 //   CHROMIUM                  optional: the browser, default /usr/bin/chromium
@@ -22,9 +22,9 @@ import path from 'node:path';
 import { chromium } from 'playwright-core';
 
 const env = process.env;
-const ready = Boolean(env.PUSHD_BIN && env.PUSHD_CONFIG && env.PUSHD_ADDR);
-const DIRECT = 'http://' + env.PUSHD_ADDR; // the test's own requests, like curl
-const SHOTS = env.SCREENSHOT_DIR || fs.mkdtempSync(path.join(os.tmpdir(), 'pushd-shots-'));
+const ready = Boolean(env.PUSHLANE_BIN && env.PUSHLANE_CONFIG && env.PUSHLANE_ADDR);
+const DIRECT = 'http://' + env.PUSHLANE_ADDR; // the test's own requests, like curl
+const SHOTS = env.SCREENSHOT_DIR || fs.mkdtempSync(path.join(os.tmpdir(), 'pushlane-shots-'));
 const USER = 'alice'; // every run starts with a new store
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
@@ -40,22 +40,22 @@ const pageErrors = [];
 // ---------- server process ----------
 
 async function startServer() {
-  const child = spawn(env.PUSHD_BIN, ['--config', env.PUSHD_CONFIG], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(env.PUSHLANE_BIN, ['--config', env.PUSHLANE_CONFIG], { stdio: ['ignore', 'pipe', 'pipe'] });
   const output = [];
   child.stdout.on('data', (b) => output.push(b.toString()));
   child.stderr.on('data', (b) => output.push(b.toString()));
-  if (env.PUSHD_PIDFILE) fs.writeFileSync(env.PUSHD_PIDFILE, String(child.pid));
+  if (env.PUSHLANE_PIDFILE) fs.writeFileSync(env.PUSHLANE_PIDFILE, String(child.pid));
   const exited = once(child, 'exit');
   const deadline = Date.now() + 15000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error('pushd exited with ' + child.exitCode + ':\n' + output.join(''));
+    if (child.exitCode !== null) throw new Error('pushlane exited with ' + child.exitCode + ':\n' + output.join(''));
     try {
       const res = await fetch(DIRECT + '/healthz');
       if (res.ok) break;
     } catch (err) {
       // not listening yet
     }
-    if (Date.now() > deadline) throw new Error('pushd did not become healthy:\n' + output.join(''));
+    if (Date.now() > deadline) throw new Error('pushlane did not become healthy:\n' + output.join(''));
     await sleep(50);
   }
   return { child, output, exited };
@@ -66,7 +66,7 @@ async function stopServer(s) {
   const timer = setTimeout(() => s.child.kill('SIGKILL'), 15000);
   const [code, signal] = await s.exited;
   clearTimeout(timer);
-  if (env.PUSHD_PIDFILE) fs.rmSync(env.PUSHD_PIDFILE, { force: true });
+  if (env.PUSHLANE_PIDFILE) fs.rmSync(env.PUSHLANE_PIDFILE, { force: true });
   return { code, signal };
 }
 
@@ -178,10 +178,10 @@ function step(name, fn) {
   });
 }
 
-describe('pushd console in Chromium', { skip: ready ? false : 'run ./run.sh (it builds pushd and sets PUSHD_BIN)' }, () => {
+describe('pushlane console in Chromium', { skip: ready ? false : 'run ./run.sh (it builds pushlane and sets PUSHLANE_BIN)' }, () => {
   before(async () => {
     server = await startServer();
-    proxy = await startProxy(env.PUSHD_ADDR);
+    proxy = await startProxy(env.PUSHLANE_ADDR);
     base = 'http://127.0.0.1:' + proxy.port;
     browser = await chromium.launch({ executablePath: env.CHROMIUM || '/usr/bin/chromium', headless: true, args: ARGS });
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'light' });
@@ -208,9 +208,9 @@ describe('pushd console in Chromium', { skip: ready ? false : 'run ./run.sh (it 
     assert.match(res.headers()['content-type'], /^text\/html; charset=utf-8/);
     assert.match(res.headers()['content-security-policy'], /script-src 'self'/);
     assert.equal(res.headers()['x-content-type-options'], 'nosniff');
-    assert.equal(await page.title(), 'pushd console');
+    assert.equal(await page.title(), 'pushlane console');
     await page.locator('#health[data-state="ok"]').waitFor();
-    assert.equal(await page.evaluate(() => typeof PushClient), 'function', 'pushd.js is loaded');
+    assert.equal(await page.evaluate(() => typeof PushClient), 'function', 'pushlane.js is loaded');
   });
 
   step('subscribes and shows a message published with curl', async () => {
@@ -234,7 +234,7 @@ describe('pushd console in Chromium', { skip: ready ? false : 'run ./run.sh (it 
     await page.click('#pub-send');
     assert.match(await page.textContent('#pub-result .error'), /Fix the data field/);
 
-    await page.fill('#pub-data', '{"title": "Hello from the console", "priority": "high", "tags": ["demo", "pushd"]}');
+    await page.fill('#pub-data', '{"title": "Hello from the console", "priority": "high", "tags": ["demo", "pushlane"]}');
     await page.locator('#pub-data-status.valid').waitFor();
     assert.match(await page.textContent('#pub-curl'), /curl -X POST '.*\/pushNews'/);
     await page.click('#pub-send');
@@ -317,9 +317,9 @@ describe('pushd console in Chromium', { skip: ready ? false : 'run ./run.sh (it 
   });
 
   step('survives a server restart: reconnecting, then open, nothing lost or doubled', async () => {
-    proxy.accept(false); // from now until the end of the restart the browser cannot reach pushd
+    proxy.accept(false); // from now until the end of the restart the browser cannot reach pushlane
     const stopped = await stopServer(server);
-    assert.equal(stopped.code, 0, 'pushd exits 0 on SIGTERM');
+    assert.equal(stopped.code, 0, 'pushlane exits 0 on SIGTERM');
     await stateIs('reconnecting');
     assert.match(await page.textContent('#sub-state'), /^reconnecting in \d+\.\ds$/);
     assert.match(await page.textContent('#sub-log'), /closed 1001/);
@@ -412,7 +412,7 @@ describe('pushd console in Chromium', { skip: ready ? false : 'run ./run.sh (it 
     await page.unrouteAll();
   });
 
-  step('pushd.js keeps a quiet connection alive with app-level pings', async () => {
+  step('pushlane.js keeps a quiet connection alive with app-level pings', async () => {
     // Same origin (url ''), pings every 150 ms, dead after 400 ms without a pong: the real
     // server's {"type":"pong"} must keep it open.
     const result = await page.evaluate(async () => {

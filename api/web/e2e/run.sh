@@ -1,24 +1,24 @@
 #!/usr/bin/env bash
-# Browser test of the pushd console and pushd.js.
+# Browser test of the pushlane console and pushlane.js.
 #
 #   api/web/e2e/run.sh
 #
-# Needs Go, Node >= 20 and Chromium (Debian: apt-get install -y chromium). Builds pushd from the
+# Needs Go, Node >= 20 and Chromium (Debian: apt-get install -y chromium). Builds pushlane from the
 # repository root, writes a temporary config (a free port on 127.0.0.1, sqlite in a temp dir,
 # log.level warn), runs `npm ci` when node_modules is missing, then `node --test` on the unit
-# tests of pushd.js and on the browser test. The browser test starts the server itself, because
+# tests of pushlane.js and on the browser test. The browser test starts the server itself, because
 # it stops and restarts it on the same port and store; this script kills whatever is left.
 # Exits non-zero when anything fails.
 #
 # Environment: SCREENSHOT_DIR (default: a new temp dir, printed), DOCS_SCREENSHOT (also save the
 # console screenshot there, e.g. docs/console.png), CHROMIUM (default /usr/bin/chromium),
-# PUSHD_BIN (use this binary instead of building one).
+# PUSHLANE_BIN (use this binary instead of building one).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../../.." && pwd)
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/pushd-e2e.XXXXXX")
-pidfile=$tmp/pushd.pid
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/pushlane-e2e.XXXXXX")
+pidfile=$tmp/pushlane.pid
 
 cleanup() {
   if [ -s "$pidfile" ]; then
@@ -40,20 +40,20 @@ if [ ! -x "$CHROMIUM" ]; then
 fi
 command -v node >/dev/null || { echo "run.sh: node (>= 20) is required" >&2; exit 1; }
 
-if [ -z "${PUSHD_BIN:-}" ]; then
-  echo "building pushd"
-  (cd "$root" && go build -o "$tmp/pushd" .)
-  PUSHD_BIN=$tmp/pushd
+if [ -z "${PUSHLANE_BIN:-}" ]; then
+  echo "building pushlane"
+  (cd "$root" && go build -o "$tmp/pushlane" .)
+  PUSHLANE_BIN=$tmp/pushlane
 fi
-export PUSHD_BIN
+export PUSHLANE_BIN
 
 port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
-export PUSHD_ADDR=127.0.0.1:$port
-export PUSHD_CONFIG=$tmp/config.yaml
-export PUSHD_PIDFILE=$pidfile
-cat >"$PUSHD_CONFIG" <<EOF
+export PUSHLANE_ADDR=127.0.0.1:$port
+export PUSHLANE_CONFIG=$tmp/config.yaml
+export PUSHLANE_PIDFILE=$pidfile
+cat >"$PUSHLANE_CONFIG" <<EOF
 server:
-  addr: "$PUSHD_ADDR"
+  addr: "$PUSHLANE_ADDR"
   shutdownTimeout: 5s
 store:
   driver: sqlite
@@ -62,7 +62,7 @@ log:
   level: warn
 EOF
 
-export SCREENSHOT_DIR=${SCREENSHOT_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/pushd-screenshots.XXXXXX")}
+export SCREENSHOT_DIR=${SCREENSHOT_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/pushlane-screenshots.XXXXXX")}
 mkdir -p "$SCREENSHOT_DIR"
 if [ -n "${DOCS_SCREENSHOT:-}" ]; then
   DOCS_SCREENSHOT=$(cd "$(dirname "$DOCS_SCREENSHOT")" && pwd)/$(basename "$DOCS_SCREENSHOT")
@@ -74,5 +74,5 @@ if [ ! -d node_modules/playwright-core ]; then
   npm ci --no-audit --no-fund
 fi
 
-echo "pushd on $PUSHD_ADDR, screenshots in $SCREENSHOT_DIR"
-node --test --test-concurrency=1 pushd.test.mjs console.test.mjs
+echo "pushlane on $PUSHLANE_ADDR, screenshots in $SCREENSHOT_DIR"
+node --test --test-concurrency=1 pushlane.test.mjs console.test.mjs

@@ -1,4 +1,4 @@
-// Package redis is the cluster broker: it makes many pushd nodes sharing one Redis (and the
+// Package redis is the cluster broker: it makes many pushlane nodes sharing one Redis (and the
 // redis message store) one service.
 //
 //   - Live messages: the store's append script PUBLISHes each message to its user's channel
@@ -39,8 +39,8 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"pushd/module"
-	"pushd/module/internal/rediskeys"
+	"pushlane/module"
+	"pushlane/module/internal/rediskeys"
 )
 
 // Options tune the broker; zero values are replaced by the defaults in their comments.

@@ -10,10 +10,10 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"pushd/module"
-	"pushd/module/internal/rediskeys"
-	"pushd/module/store/memory"
-	"pushd/module/store/redis/redistest"
+	"pushlane/module"
+	"pushlane/module/internal/rediskeys"
+	"pushlane/module/store/memory"
+	"pushlane/module/store/redis/redistest"
 )
 
 const waitTimeout = 10 * time.Second

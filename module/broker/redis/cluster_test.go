@@ -20,12 +20,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 
-	"pushd/api"
-	"pushd/config"
-	"pushd/module"
-	redisbroker "pushd/module/broker/redis"
-	redisstore "pushd/module/store/redis"
-	"pushd/module/store/redis/redistest"
+	"pushlane/api"
+	"pushlane/config"
+	"pushlane/module"
+	redisbroker "pushlane/module/broker/redis"
+	redisstore "pushlane/module/store/redis"
+	"pushlane/module/store/redis/redistest"
 )
 
 // Timeouts are upper bounds that only a broken cluster reaches; nothing waits for them to pass.
@@ -35,7 +35,7 @@ const (
 	presenceTTL = time.Second
 )
 
-// node is one pushd node, assembled as app.go assembles it with store.driver and broker.driver
+// node is one pushlane node, assembled as app.go assembles it with store.driver and broker.driver
 // redis, on its own Redis client (as a separate process would be), behind a real listener.
 type node struct {
 	name   string

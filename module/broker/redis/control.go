@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"pushd/module"
+	"pushlane/module"
 )
 
 // Control channel operations.

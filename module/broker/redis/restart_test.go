@@ -12,7 +12,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"pushd/module/store/redis/redistest"
+	"pushlane/module/store/redis/redistest"
 )
 
 // privateRedis is a redis-server of this test only, with AOF on, that the test can restart.

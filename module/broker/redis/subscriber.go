@@ -11,8 +11,8 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"pushd/module"
-	"pushd/module/internal/rediskeys"
+	"pushlane/module"
+	"pushlane/module/internal/rediskeys"
 )
 
 // How a subscription is confirmed: the worker writes SUBSCRIBE and then PING "w:<seq>" on the

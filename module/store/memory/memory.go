@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"pushd/module"
+	"pushlane/module"
 )
 
 type entry struct {

@@ -3,9 +3,9 @@ package memory_test
 import (
 	"testing"
 
-	"pushd/module"
-	"pushd/module/store/memory"
-	"pushd/module/store/storetest"
+	"pushlane/module"
+	"pushlane/module/store/memory"
+	"pushlane/module/store/storetest"
 )
 
 func TestConformance(t *testing.T) {

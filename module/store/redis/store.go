@@ -1,4 +1,4 @@
-// Package redis is the message store that many pushd nodes share: each user's messages are a
+// Package redis is the message store that many pushlane nodes share: each user's messages are a
 // Redis stream, numbered by a per-user counter in the same Lua script that appends them (and,
 // with the redis broker, PUBLISHes them), so ids, storage and live delivery order agree on every
 // node. Ids are consecutive per user (1, 2, 3, ...), which lets a connection notice a message
@@ -41,8 +41,8 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"pushd/module"
-	"pushd/module/internal/rediskeys"
+	"pushlane/module"
+	"pushlane/module/internal/rediskeys"
 )
 
 // Options are the redis store's own settings, beside module.StoreOptions.

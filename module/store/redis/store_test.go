@@ -11,10 +11,10 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"pushd/module"
-	"pushd/module/internal/rediskeys"
-	"pushd/module/store/redis/redistest"
-	"pushd/module/store/storetest"
+	"pushlane/module"
+	"pushlane/module/internal/rediskeys"
+	"pushlane/module/store/redis/redistest"
+	"pushlane/module/store/storetest"
 )
 
 func TestConformance(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"pushd/module"
+	"pushlane/module"
 )
 
 type opKind uint8

@@ -17,7 +17,7 @@ import (
 
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver, registered as "sqlite"
 
-	"pushd/module"
+	"pushlane/module"
 )
 
 const schema = `
@@ -77,7 +77,7 @@ const (
 	// SyncFull fsyncs every commit: a message answered 200 survives a power loss. The default.
 	SyncFull Sync = "full"
 	// SyncNormal fsyncs at checkpoints only: a message answered 200 survives a crash or kill -9
-	// of pushd, but the last commits can be lost if the machine itself goes down.
+	// of pushlane, but the last commits can be lost if the machine itself goes down.
 	SyncNormal Sync = "normal"
 )
 

@@ -16,8 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"pushd/module"
-	"pushd/module/store/storetest"
+	"pushlane/module"
+	"pushlane/module/store/storetest"
 )
 
 func TestConformance(t *testing.T) {
@@ -80,7 +80,7 @@ func d(user, data string) module.Draft {
 	return module.Draft{UserID: user, Data: []byte(data), TTL: time.Hour}
 }
 
-// commitCount reads the sample count of pushd_store_seconds{op="commit"}: one per transaction.
+// commitCount reads the sample count of pushlane_store_seconds{op="commit"}: one per transaction.
 func commitCount(t *testing.T, reg *prometheus.Registry) uint64 {
 	t.Helper()
 	families, err := reg.Gather()
@@ -88,7 +88,7 @@ func commitCount(t *testing.T, reg *prometheus.Registry) uint64 {
 		t.Fatalf("gather: %v", err)
 	}
 	for _, f := range families {
-		if f.GetName() != "pushd_store_seconds" {
+		if f.GetName() != "pushlane_store_seconds" {
 			continue
 		}
 		for _, m := range f.GetMetric() {

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"pushd/module"
+	"pushlane/module"
 )
 
 type opKind uint8

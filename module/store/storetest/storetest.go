@@ -26,7 +26,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
-	"pushd/module"
+	"pushlane/module"
 )
 
 // Opener opens a fresh, empty store with opts.

@@ -1,4 +1,4 @@
-// Package redistest connects tests to the real Redis at 127.0.0.1:6379 (or $PUSHD_TEST_REDIS)
+// Package redistest connects tests to the real Redis at 127.0.0.1:6379 (or $PUSHLANE_TEST_REDIS)
 // under a key prefix of their own, removed when the test ends. When Redis is unreachable a test
 // fails if $CI is set and is skipped otherwise, so CI never passes by skipping.
 package redistest
@@ -17,13 +17,13 @@ import (
 
 // Addr is the Redis the tests use.
 func Addr() string {
-	if a := os.Getenv("PUSHD_TEST_REDIS"); a != "" {
+	if a := os.Getenv("PUSHLANE_TEST_REDIS"); a != "" {
 		return a
 	}
 	return "127.0.0.1:6379"
 }
 
-// Options are the client options pushd uses (see app.go): RESP2, no retries, short timeouts.
+// Options are the client options pushlane uses (see app.go): RESP2, no retries, short timeouts.
 func Options() *goredis.Options {
 	return &goredis.Options{
 		Addr:            Addr(),
@@ -70,7 +70,7 @@ func Prefix(t testing.TB, c *goredis.Client) string {
 	if len(name) > 40 {
 		name = name[len(name)-40:]
 	}
-	prefix := "pushdtest:" + name + ":" + hex.EncodeToString(b[:]) + ":"
+	prefix := "pushlanetest:" + name + ":" + hex.EncodeToString(b[:]) + ":"
 	t.Cleanup(func() { Clean(t, c, prefix) })
 	return prefix
 }

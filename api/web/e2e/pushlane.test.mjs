@@ -1,12 +1,12 @@
-// Unit tests of pushd.js in Node with a scripted WebSocket: URLs, states, backoff, resume with
+// Unit tests of pushlane.js in Node with a scripted WebSocket: URLs, states, backoff, resume with
 // since, de-duplication, app-level ping, stop codes. No browser or server needed:
-//   node --test pushd.test.mjs
+//   node --test pushlane.test.mjs
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const PushClient = require('../pushd.js');
+const PushClient = require('../pushlane.js');
 
 /** fakeSocket returns a WebSocket class whose instances the test drives by hand. */
 function fakeSocket() {

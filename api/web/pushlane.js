@@ -1,6 +1,6 @@
 /**
- * pushd.js: the browser client for pushd. No dependencies, no build step; served by every pushd
- * at GET /pushd.js. Load it with <script src="https://push.example.com/pushd.js"></script>
+ * pushlane.js: the browser client for pushlane. No dependencies, no build step; served by every pushlane
+ * at GET /pushlane.js. Load it with <script src="https://push.example.com/pushlane.js"></script>
  * (it defines the global PushClient) or require() it in Node with a WebSocket implementation.
  *
  *   const client = new PushClient('https://push.example.com', { userId: 'alice', token });
@@ -274,7 +274,7 @@
       try {
         m = JSON.parse(text);
       } catch (err) {
-        this._emit('error', new Error('pushd: frame is not JSON: ' + String(text).slice(0, 100)));
+        this._emit('error', new Error('pushlane: frame is not JSON: ' + String(text).slice(0, 100)));
         return;
       }
       if (!m || typeof m !== 'object' || Array.isArray(m)) return;
@@ -285,7 +285,7 @@
       }
       const id = String(m.id);
       if (!CANONICAL_ID.test(id)) {
-        this._emit('error', new Error('pushd: message id is not a canonical id: ' + id.slice(0, 40)));
+        this._emit('error', new Error('pushlane: message id is not a canonical id: ' + id.slice(0, 40)));
         this._emit('message', m);
         return;
       }
