@@ -609,7 +609,8 @@ func smallReadBufferDialer() *websocket.Dialer {
 // users together, so an unchanged value proves that nothing at all was stored.
 func lastID(t testing.TB, e *env) uint64 {
 	t.Helper()
-	id, err := e.store.LastID(context.Background(), "any-user")
+	h, err := e.store.Head(context.Background(), "any-user")
+	id := h.LastID
 	if err != nil {
 		t.Fatalf("last id: %v", err)
 	}

@@ -159,7 +159,8 @@ func (h *Hub) Reserve(ctx context.Context, opts ConnectOptions) (*Ticket, error)
 		h.watcher.Unwatch(opts.UserID)
 		return nil, err
 	}
-	last, err := h.store.LastID(ctx, opts.UserID)
+	head, err := h.store.Head(ctx, opts.UserID)
+	last := head.LastID
 	if err != nil {
 		h.unregister(c) // also ends the Watch
 		return nil, errors.Join(ErrUnavailable, err)

@@ -130,5 +130,5 @@ func (s *Service) User(ctx context.Context, userID string) (UserDetail, error) {
 
 // Health pings the store and the broker; nil errors mean healthy.
 func (s *Service) Health(ctx context.Context) (storeErr, brokerErr error) {
-	return s.store.Ping(ctx), s.broker.Ping(ctx)
+	return s.store.Health(ctx), s.broker.Ping(ctx)
 }

@@ -135,7 +135,7 @@ func (w *writer) wrote(id uint64) {
 
 func (w *writer) markAll() {
 	if len(w.delivered) > 0 {
-		w.c.hub.store.MarkDelivered(w.c.userID, w.delivered)
+		w.c.hub.store.MarkWritten(w.c.userID, w.delivered, true, time.Now())
 		w.delivered = nil
 	}
 }

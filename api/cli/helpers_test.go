@@ -265,7 +265,8 @@ func (n *node) publish(user, data string) uint64 {
 // lastID is the store's highest id: unchanged means nothing was stored.
 func (n *node) lastID() uint64 {
 	n.t.Helper()
-	id, err := n.store.LastID(context.Background(), "anyone")
+	h, err := n.store.Head(context.Background(), "anyone")
+	id := h.LastID
 	if err != nil {
 		n.t.Fatalf("last id: %v", err)
 	}

@@ -81,7 +81,7 @@ func (s *Store) Backlog(_ context.Context, userID string, q module.BacklogQuery)
 		if q.Limit > 0 && len(out) >= q.Limit {
 			break
 		}
-		if e.msg.ExpiresAt.After(now) && q.Selects(e.msg.ID, e.delivered) {
+		if e.msg.ExpiresAt.After(now) && q.Selects(e.msg.ID, !e.delivered) {
 			out = append(out, e.msg)
 		}
 	}

@@ -247,11 +247,11 @@ func (e *env) stats(user string) module.UserStats {
 
 func (e *env) lastID(user string) uint64 {
 	e.t.Helper()
-	id, err := e.s.LastID(e.ctx, user)
+	h, err := e.s.Head(e.ctx, user)
 	if err != nil {
-		e.t.Fatalf("LastID(%q): %v", user, err)
+		e.t.Fatalf("Head(%q): %v", user, err)
 	}
-	return id
+	return h.LastID
 }
 
 func (e *env) purge(user string) int {
@@ -641,14 +641,14 @@ func testBacklogPending(t *testing.T, open Opener) {
 	e := openEnv(t, open, module.StoreOptions{})
 	msgs := e.appendN("u", 6)
 	e.expectBacklog("u", e.pq("u"), msgs)
-	e.s.MarkDelivered("u", idsOf(msgs, 0, 1, 4))
+	e.s.MarkWritten("u", idsOf(msgs, 0, 1, 4), true, time.Now())
 	// Backlog with Pending sees every mark made before it was called: no waiting.
 	e.expectBacklog("u", e.pq("u"), pick(msgs, 2, 3, 5))
 	e.expectBacklog("u", e.pqLimit("u", 2), pick(msgs, 2, 3))
 	// Since replays do not care about delivery.
 	e.expectBacklog("u", module.BacklogQuery{}, msgs)
 	e.expectStats("u", module.UserStats{Stored: 6, Pending: 3})
-	e.s.MarkDelivered("u", idsOf(msgs, 2, 3, 5))
+	e.s.MarkWritten("u", idsOf(msgs, 2, 3, 5), true, time.Now())
 	e.expectBacklog("u", e.pq("u"), nil)
 	e.expectStats("u", module.UserStats{Stored: 6, Pending: 0})
 }
@@ -656,7 +656,7 @@ func testBacklogPending(t *testing.T, open Opener) {
 func testBacklogPendingAndSince(t *testing.T, open Opener) {
 	e := openEnv(t, open, module.StoreOptions{})
 	msgs := e.appendN("u", 8)
-	e.s.MarkDelivered("u", idsOf(msgs, 0, 1, 4, 6))
+	e.s.MarkWritten("u", idsOf(msgs, 0, 1, 4, 6), true, time.Now())
 	// Undelivered at or below Since (2, 3), plus everything above Since (4..7, delivered or not).
 	e.expectBacklog("u", module.BacklogQuery{Since: msgs[3].ID, Pending: true}, msgs[2:])
 	e.expectBacklog("u", module.BacklogQuery{Since: msgs[4].ID, Pending: true}, pick(msgs, 2, 3, 5, 6, 7))
@@ -682,7 +682,7 @@ func testBacklogAfterPaging(t *testing.T, open Opener) {
 			undelivered = append(undelivered, m)
 		}
 	}
-	e.s.MarkDelivered("u", delivered)
+	e.s.MarkWritten("u", delivered, true, time.Now())
 
 	page := func(q module.BacklogQuery, limit int) []module.Message {
 		t.Helper()
@@ -736,17 +736,17 @@ func testMarkDelivered(t *testing.T, open Opener) {
 	e := openEnv(t, open, module.StoreOptions{})
 	msgs := e.appendN("u", 5)
 	other := e.appendN("v", 2)
-	e.s.MarkDelivered("u", nil)
-	e.s.MarkDelivered("u", []uint64{})
+	e.s.MarkWritten("u", nil, true, time.Now())
+	e.s.MarkWritten("u", []uint64{}, true, time.Now())
 	// Unknown ids are ignored. (Marks name the connection's own user's ids; whether a store
 	// checks the user is not part of the contract: ids are only ever marked by their owner.)
-	e.s.MarkDelivered("nobody", []uint64{other[1].ID + 1_000_000})
-	e.s.MarkDelivered("u", []uint64{other[1].ID + 1_000_000, other[1].ID + 2_000_000})
+	e.s.MarkWritten("nobody", []uint64{other[1].ID + 1_000_000}, true, time.Now())
+	e.s.MarkWritten("u", []uint64{other[1].ID + 1_000_000, other[1].ID + 2_000_000}, true, time.Now())
 	e.expectBacklog("u", e.pq("u"), msgs)
 
-	e.s.MarkDelivered("u", idsOf(msgs, 1))
-	e.s.MarkDelivered("u", idsOf(msgs, 1, 3)) // marking twice is harmless
-	e.s.MarkDelivered("u", idsOf(msgs, 3))
+	e.s.MarkWritten("u", idsOf(msgs, 1), true, time.Now())
+	e.s.MarkWritten("u", idsOf(msgs, 1, 3), true, time.Now()) // marking twice is harmless
+	e.s.MarkWritten("u", idsOf(msgs, 3), true, time.Now())
 	e.expectBacklog("u", e.pq("u"), pick(msgs, 0, 2, 4))
 	e.expectStats("u", module.UserStats{Stored: 5, Pending: 3})
 	// Still replayed by Since and After, still counted as stored.
@@ -765,7 +765,7 @@ func testMarkDelivered(t *testing.T, open Opener) {
 			defer wg.Done()
 			for i := g; i < len(big); i += 8 {
 				if i%10 != 9 {
-					e.s.MarkDelivered("w", []uint64{big[i].ID})
+					e.s.MarkWritten("w", []uint64{big[i].ID}, true, time.Now())
 				}
 			}
 		}()
@@ -794,7 +794,7 @@ func testTTLExpiry(t *testing.T, open Opener) {
 		module.Draft{UserID: "v", Data: []byte(`"short-v"`), TTL: short},
 	)
 	keep = append(keep, e.append(draft("u", `"keep-2"`))...)
-	e.s.MarkDelivered("u", idsOf(shortMsgs, 1))
+	e.s.MarkWritten("u", idsOf(shortMsgs, 1), true, time.Now())
 
 	expiry := shortMsgs[0].ExpiresAt
 	for _, m := range shortMsgs {
@@ -862,7 +862,7 @@ func testSweepRemovesExpired(t *testing.T, open Opener) {
 func testMaxPerUser(t *testing.T, open Opener) {
 	e := openEnv(t, open, module.StoreOptions{MaxPerUser: 3})
 	a := e.appendN("a", 2)
-	e.s.MarkDelivered("a", idsOf(a, 0)) // delivered or not, the oldest go first
+	e.s.MarkWritten("a", idsOf(a, 0), true, time.Now()) // delivered or not, the oldest go first
 	b := e.appendN("b", 2)
 	a = append(a, e.appendN("a", 3)...)
 	e.expectBacklog("a", module.BacklogQuery{}, a[2:])
@@ -871,7 +871,7 @@ func testMaxPerUser(t *testing.T, open Opener) {
 	// Per user: a's trimming leaves b alone, and b's messages did not count against a.
 	e.expectBacklog("b", module.BacklogQuery{}, b)
 	e.expectStats("b", module.UserStats{Stored: 2, Pending: 2})
-	e.s.MarkDelivered("a", idsOf(a, 2))
+	e.s.MarkWritten("a", idsOf(a, 2), true, time.Now())
 	a = append(a, e.appendN("a", 1)...)
 	e.expectBacklog("a", module.BacklogQuery{}, a[3:])
 	e.expectStats("a", module.UserStats{Stored: 3, Pending: 3})
@@ -907,7 +907,7 @@ func testStats(t *testing.T, open Opener) {
 	u := e.appendN("u", 7)
 	e.appendN("v", 2)
 	e.expectStats("u", module.UserStats{Stored: 7, Pending: 7})
-	e.s.MarkDelivered("u", idsOf(u, 0, 3, 6))
+	e.s.MarkWritten("u", idsOf(u, 0, 3, 6), true, time.Now())
 	e.expectStats("u", module.UserStats{Stored: 7, Pending: 4})
 	e.expectStats("v", module.UserStats{Stored: 2, Pending: 2})
 	e.purge("u")
@@ -922,7 +922,7 @@ func testPurge(t *testing.T, open Opener) {
 	}
 	u := e.appendN("u", 4)
 	v := e.appendN("v", 3)
-	e.s.MarkDelivered("u", idsOf(u, 0, 1))
+	e.s.MarkWritten("u", idsOf(u, 0, 1), true, time.Now())
 	if n := e.purge("u"); n != 4 {
 		t.Fatalf("Purge(u) = %d, want 4 (delivered ones count too)", n)
 	}
@@ -974,7 +974,7 @@ func testLastIDConcurrent(t *testing.T, open Opener) {
 			user := []string{"x", "y"}[g%2]
 			var prevLast uint64
 			for i := range 30 {
-				last, err := e.s.LastID(e.ctx, user)
+				last, err := lastOf(e.ctx, e.s, user)
 				if err != nil {
 					errs <- err
 					return
@@ -993,7 +993,7 @@ func testLastIDConcurrent(t *testing.T, open Opener) {
 					return
 				}
 				prevLast = last
-				if l, err := e.s.LastID(e.ctx, user); err != nil || l < msgs[0].ID {
+				if l, err := lastOf(e.ctx, e.s, user); err != nil || l < msgs[0].ID {
 					errs <- fmt.Errorf("LastID(%s) = %d, %v right after committing %d", user, l, err, msgs[0].ID)
 					return
 				}
@@ -1009,11 +1009,11 @@ func testLastIDConcurrent(t *testing.T, open Opener) {
 
 func testPing(t *testing.T, open Opener) {
 	e := openEnv(t, open, module.StoreOptions{})
-	if err := e.s.Ping(e.ctx); err != nil {
+	if err := e.s.Health(e.ctx); err != nil {
 		t.Fatalf("Ping: %v", err)
 	}
 	e.appendN("u", 1)
-	if err := e.s.Ping(e.ctx); err != nil {
+	if err := e.s.Health(e.ctx); err != nil {
 		t.Fatalf("Ping after append: %v", err)
 	}
 }
@@ -1031,13 +1031,13 @@ func testClose(t *testing.T, open Opener) {
 	if _, err := e.s.Append(ctx, []module.Draft{draft("u", "1")}); !errors.Is(err, module.ErrClosed) {
 		t.Fatalf("Append after Close: %v, want an error wrapping ErrClosed", err)
 	}
-	if err := e.s.Ping(ctx); !errors.Is(err, module.ErrClosed) {
+	if err := e.s.Health(ctx); !errors.Is(err, module.ErrClosed) {
 		t.Fatalf("Ping after Close: %v, want ErrClosed", err)
 	}
 	if _, err := e.s.Purge(ctx, "u"); !errors.Is(err, module.ErrClosed) {
 		t.Fatalf("Purge after Close: %v, want ErrClosed", err)
 	}
-	if _, err := e.s.LastID(ctx, "u"); !errors.Is(err, module.ErrClosed) {
+	if _, err := lastOf(ctx, e.s, "u"); !errors.Is(err, module.ErrClosed) {
 		t.Fatalf("LastID after Close: %v, want ErrClosed", err)
 	}
 	for _, q := range []module.BacklogQuery{{}, {Pending: true}} {
@@ -1048,7 +1048,7 @@ func testClose(t *testing.T, open Opener) {
 	if _, err := e.s.Stats(ctx, "u"); err == nil {
 		t.Fatal("Stats after Close: no error")
 	}
-	e.s.MarkDelivered("u", ids(msgs)) // must not panic or block
+	e.s.MarkWritten("u", ids(msgs), true, time.Now()) // must not panic or block
 	if _, err := e.s.Stats(ctx, "u"); err == nil {
 		t.Fatal("Stats after Close and MarkDelivered: no error")
 	}
@@ -1148,7 +1148,7 @@ func testConcurrentMixed(t *testing.T, open Opener) {
 					return
 				default:
 				}
-				last, err := e.s.LastID(e.ctx, "u")
+				last, err := lastOf(e.ctx, e.s, "u")
 				if err != nil {
 					errs <- err
 					return
@@ -1164,7 +1164,7 @@ func testConcurrentMixed(t *testing.T, open Opener) {
 						return
 					}
 				}
-				e.s.MarkDelivered("u", ids(msgs))
+				e.s.MarkWritten("u", ids(msgs), true, time.Now())
 				if _, err := e.s.Stats(e.ctx, "u"); err != nil {
 					errs <- err
 					return
@@ -1183,7 +1183,7 @@ func testConcurrentMixed(t *testing.T, open Opener) {
 	if len(all) != appenders*perAppender {
 		t.Fatalf("stored %d messages, want %d", len(all), appenders*perAppender)
 	}
-	e.s.MarkDelivered("u", ids(e.backlog("u", e.pq("u"))))
+	e.s.MarkWritten("u", ids(e.backlog("u", e.pq("u"))), true, time.Now())
 	e.expectStats("u", module.UserStats{Stored: appenders * perAppender, Pending: 0})
 	e.expectBacklog("u", e.pq("u"), nil)
 }
@@ -1247,4 +1247,10 @@ func testDataRoundTrip(t *testing.T, open Opener) {
 			t.Fatalf("hook message %d data = %q", i, m.Data)
 		}
 	}
+}
+
+// lastOf is Head's LastID.
+func lastOf(ctx context.Context, s module.Store, user string) (uint64, error) {
+	h, err := s.Head(ctx, user)
+	return h.LastID, err
 }
