@@ -4,6 +4,8 @@
 //	pushlane [--config FILE]          serve (the default; also `go run .`)
 //	pushlane send|listen|clients ...  client commands against a running server
 //	pushlane bench conns|unicast|broadcast ...  load test a server you operate
+//	pushlane version                  version and commit (also --version)
+//	pushlane healthcheck              exit 0 when the local server's /healthz answers 200
 //	pushlane -h                       help
 package main
 
@@ -47,6 +49,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			return cli.Run(ctx, args, getenv, stdin, stdout, stderr)
 		case name == "bench":
 			return bench.Run(ctx, args[1:], stdout, stderr)
+		case name == "version" || name == "--version" || name == "-version":
+			return printVersion(stdout)
+		case name == "healthcheck":
+			return healthcheck(ctx, args[1:], getenv, stdout, stderr)
 		case name == "help" || name == "-h" || name == "--help" || name == "-help":
 			cli.Usage(stdout)
 			return exitOK

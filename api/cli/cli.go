@@ -88,6 +88,8 @@ Usage:
   pushlane listen --user U [flags]   subscribe as a user and print every message
   pushlane clients [flags] [USER]    list online users, or one user's connections
   pushlane bench [flags]             load test, see pushlane bench -h
+  pushlane version                   print the version and commit (also --version)
+  pushlane healthcheck [flags]       exit 0 when the local server's /healthz answers 200
 
 Client flags (send, listen, clients):
 `)
