@@ -19,6 +19,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -179,13 +180,15 @@ func (c *Client) do(ctx context.Context, r request) (*response, error) {
 	return nil, lastErr
 }
 
-// retryable: a network error, 503, or 409 (an earlier attempt with the same key still runs).
+// retryable: a network error, 503, or 409 (an earlier attempt with the same key still runs). A
+// certificate that does not verify will not verify on the next attempt either.
 func retryable(err error) bool {
 	var e *Error
 	if errors.As(err, &e) {
 		return e.StatusCode == http.StatusServiceUnavailable || e.StatusCode == http.StatusConflict
 	}
-	return true // transport errors: nothing was answered
+	var certErr *tls.CertificateVerificationError
+	return !errors.As(err, &certErr)
 }
 
 func (c *Client) once(ctx context.Context, r request) (*response, error) {

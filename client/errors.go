@@ -12,15 +12,15 @@ import (
 // Sentinels for the statuses the API documents; an *Error matches the one of its status with
 // errors.Is.
 var (
-	ErrBadRequest      = &statusError{http.StatusBadRequest}          // 400: malformed request, bad id
-	ErrUnauthorized    = &statusError{http.StatusUnauthorized}        // 401: missing or wrong API key or token
-	ErrForbidden       = &statusError{http.StatusForbidden}           // 403: origin not allowed
-	ErrNotFound        = &statusError{http.StatusNotFound}            // 404: no such user, message or route
-	ErrConflict        = &statusError{http.StatusConflict}            // 409: the same Idempotency-Key is in progress
+	ErrBadRequest      = &statusError{http.StatusBadRequest}            // 400: malformed request, bad id
+	ErrUnauthorized    = &statusError{http.StatusUnauthorized}          // 401: missing or wrong API key or token
+	ErrForbidden       = &statusError{http.StatusForbidden}             // 403: origin not allowed
+	ErrNotFound        = &statusError{http.StatusNotFound}              // 404: no such user, message or route
+	ErrConflict        = &statusError{http.StatusConflict}              // 409: the same Idempotency-Key is in progress
 	ErrTooLarge        = &statusError{http.StatusRequestEntityTooLarge} // 413: body over websocket.maxMessageBytes
-	ErrUnprocessable   = &statusError{http.StatusUnprocessableEntity} // 422: an Idempotency-Key reused with another body
-	ErrTooManyRequests = &statusError{http.StatusTooManyRequests}     // 429: a rate or connection limit
-	ErrUnavailable     = &statusError{http.StatusServiceUnavailable}  // 503: store unavailable or shutting down
+	ErrUnprocessable   = &statusError{http.StatusUnprocessableEntity}   // 422: an Idempotency-Key reused with another body
+	ErrTooManyRequests = &statusError{http.StatusTooManyRequests}       // 429: a rate or connection limit
+	ErrUnavailable     = &statusError{http.StatusServiceUnavailable}    // 503: store unavailable or shutting down
 )
 
 // statusError is the sentinel of one status.

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -86,7 +87,7 @@ func (c *Client) publish(ctx context.Context, body map[string]any, data any, opt
 	if o.key == "" {
 		o.key = c.newKey()
 	}
-	b, err := json.Marshal(body)
+	b, err := marshal(body)
 	if err != nil {
 		return nil, fmt.Errorf("pushlane: encoding the publish: %w", err)
 	}
@@ -122,7 +123,7 @@ func (c *Client) Broadcast(ctx context.Context, data any) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	b, err := json.Marshal(map[string]json.RawMessage{"data": raw})
+	b, err := marshal(map[string]json.RawMessage{"data": raw})
 	if err != nil {
 		return 0, fmt.Errorf("pushlane: encoding the broadcast: %w", err)
 	}
@@ -144,7 +145,7 @@ func marshalData(data any) (json.RawMessage, error) {
 	if data == nil {
 		return nil, errors.New("pushlane: data must not be nil")
 	}
-	b, err := json.Marshal(data)
+	b, err := marshal(data)
 	if err != nil {
 		return nil, fmt.Errorf("pushlane: encoding data: %w", err)
 	}
@@ -152,4 +153,16 @@ func marshalData(data any) (json.RawMessage, error) {
 		return nil, errors.New("pushlane: data must not be JSON null")
 	}
 	return b, nil
+}
+
+// marshal is json.Marshal without HTML escaping, so that data reaches subscribers as written
+// ("<b>" stays "<b>", not "\u003cb\u003e").
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }

@@ -129,7 +129,7 @@ type Subscription struct {
 	last      uint64          // highest id handed out (or Since)
 	sendSince bool
 	epoch     string
-	unsent    []uint64 // acks that could not be written yet (bounded by maxUnsentAcks)
+	unsent    []uint64   // acks that could not be written yet (bounded by maxUnsentAcks)
 	writeMu   sync.Mutex // held by the one data-frame writer (Ack) of ws
 }
 

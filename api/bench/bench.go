@@ -216,7 +216,11 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	b := newBench(o, tgt, stderr)
+	b, err := newBench(o, tgt, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "pushlane bench:", err)
+		return exitUsage
+	}
 	rep := b.run(ctx)
 	printReport(stdout, rep)
 	if rep.OK {

@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"pushlane/client"
 )
 
 // poster sends the publishes. It uses fasthttp rather than net/http because the load generator
@@ -95,3 +98,14 @@ func (p *poster) do(ctx context.Context, method, uri string, body []byte, limit 
 }
 
 func (p *poster) close() { p.client.CloseIdleConnections() }
+
+// newAPIClient is the pushlane client of the routes off the hot path (broadcast), with the
+// run's key, TLS setting and request timeout.
+func newAPIClient(o options, base string) (*client.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if o.insecure {
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for with --insecure
+	}
+	return client.New(base, client.WithAPIKey(o.key), client.WithUserAgent("pushlane-bench"),
+		client.WithHTTPClient(&http.Client{Transport: tr, Timeout: o.reqTimeout}), client.WithRetries(1, client.Backoff{}))
+}

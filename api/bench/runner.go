@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"pushlane/client"
 )
 
 // bench is one run: its options, its subscribers and everything they count.
@@ -22,7 +24,8 @@ type bench struct {
 	t        *target
 	stderr   io.Writer
 	clk      clock
-	posts    *poster
+	posts    *poster        // the unicast hot path and /metrics (fasthttp, see poster)
+	api      *client.Client // broadcasts: one request per fan-out, so net/http's cost is noise
 	tokenExp time.Time
 
 	subs      []*subscriber
@@ -45,7 +48,7 @@ type bench struct {
 	unexpected atomic.Int64
 }
 
-func newBench(o options, t *target, stderr io.Writer) *bench {
+func newBench(o options, t *target, stderr io.Writer) (*bench, error) {
 	b := &bench{
 		o:         o,
 		t:         t,
@@ -62,8 +65,13 @@ func newBench(o options, t *target, stderr io.Writer) *bench {
 	case modeBroadcast:
 		b.perMsg = make([]atomic.Int32, o.broadcasts)
 	}
+	api, err := newAPIClient(o, t.publishBase)
+	if err != nil {
+		return nil, err
+	}
+	b.api = api
 	b.posts = newPoster(o, t.publishBase)
-	return b
+	return b, nil
 }
 
 func (b *bench) userName(i int) string { return "bench-" + b.o.run + "-" + strconv.Itoa(i) }
@@ -182,6 +190,7 @@ func (b *bench) run(ctx context.Context) *Report {
 
 	b.closeAll()
 	b.posts.close()
+	b.api.CloseIdleConnections()
 	rep.Dropped = b.dropped.Load()
 	rep.DropReasons = b.drops.snapshot()
 	rep.UnexpectedFrames = b.unexpected.Load()
@@ -253,6 +262,16 @@ func (b *bench) noteHTTP(status int, err error) {
 		return
 	}
 	b.httpErrs.add(strconv.Itoa(status))
+}
+
+// noteAPI counts a failed client call by its status, or as a transport error.
+func (b *bench) noteAPI(err error) {
+	var e *client.Error
+	if errors.As(err, &e) {
+		b.noteHTTP(e.StatusCode, nil)
+		return
+	}
+	b.noteHTTP(0, err)
 }
 
 // received is the number of valid deliveries so far and the time of the last one.
@@ -439,10 +458,11 @@ func (b *bench) broadcast(ctx context.Context, rep *Report) {
 		body = append(body, `,"s":`...)
 		body = strconv.AppendInt(body, int64(s), 10)
 		body = append(body, `}}`...)
-		status, out, err := b.posts.post(ctx, "/broadcast", body, rep.ServerConnections == nil)
-		if err != nil || status != http.StatusOK {
+		// Sent once, never retried by the client: a retry could deliver a broadcast twice.
+		conns, err := b.api.Broadcast(ctx, json.RawMessage(body[len(`{"data":`):len(body)-1]))
+		if err != nil {
 			if ctx.Err() == nil {
-				b.noteHTTP(status, err)
+				b.noteAPI(err)
 			}
 			continue
 		}
@@ -451,12 +471,7 @@ func (b *bench) broadcast(ctx context.Context, rep *Report) {
 		answeredNow.Store(answeredN)
 		pubEnd = b.clk.now()
 		if rep.ServerConnections == nil {
-			var v struct {
-				Connections int `json:"connections"`
-			}
-			if json.Unmarshal(out, &v) == nil {
-				rep.ServerConnections = ptr(v.Connections)
-			}
+			rep.ServerConnections = ptr(conns)
 		}
 	}
 	expected := answeredN * int64(b.open)

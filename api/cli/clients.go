@@ -2,14 +2,11 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/url"
-	"strconv"
 	"text/tabwriter"
 	"time"
 
+	"pushlane/client"
 	"pushlane/module"
 )
 
@@ -20,7 +17,7 @@ const clientsUsage = `Usage:
 Without USER, lists the online users (GET /clients) as a table "USER  CONNECTIONS" in byte
 order of user id, then "total: N", the number of online users before paging. With USER, shows
 that user's live connections (GET /clients/USER: id, remote address, connected at, messages
-sent) and "pending", its unread queue. --json prints the server's JSON instead.
+sent) and "pending", its unread queue. --json prints the answer as JSON instead.
 Exit status: 0 success, 1 the server refused (404: user offline with nothing stored) or could
 not be reached, 2 bad command line.
 `
@@ -41,7 +38,7 @@ func runClients(ctx context.Context, env *runEnv, args []string) int {
 	common.register(fs)
 	fs.Var(&limit, "limit", "list at most `N` users (server default 100, at most 1000)")
 	fs.Var(&offset, "offset", "skip the first `N` users")
-	fs.BoolVar(&raw, "json", false, "print the server's JSON response as received")
+	fs.BoolVar(&raw, "json", false, "print the server's answer as one line of JSON")
 	pos, code, done := parse(env, fs, args, clientsUsage, clientsExamples)
 	if done {
 		return code
@@ -67,62 +64,40 @@ func runClients(ctx context.Context, env *runEnv, args []string) int {
 		return showClient(ctx, env, c, pos[0], raw)
 	}
 
-	q := url.Values{}
+	q := client.ClientsQuery{Offset: offset.n}
 	if limit.set {
-		q.Set("limit", strconv.Itoa(limit.n))
+		q.Limit = limit.n
+		if limit.n == 0 {
+			q.Limit = client.OnlyTotal
+		}
 	}
-	if offset.set {
-		q.Set("offset", strconv.Itoa(offset.n))
-	}
-	resp, err := c.do(ctx, http.MethodGet, "/clients", q, nil)
+	page, err := c.api.Clients(ctx, q)
 	if err != nil {
 		return env.report(c, err)
 	}
 	if raw {
-		writeRaw(env.stdout, resp)
+		writeJSON(env.stdout, page)
 		return exitOK
-	}
-	var out struct {
-		Users []module.UserConns `json:"users"`
-		Total int                `json:"total"`
-	}
-	if err := json.Unmarshal(resp, &out); err != nil {
-		env.errorf("unexpected response %s: %v", errorReason(resp), err)
-		return exitFailed
 	}
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "USER\tCONNECTIONS")
-	for _, u := range out.Users {
+	for _, u := range page.Users {
 		fmt.Fprintf(tw, "%s\t%d\n", u.UserID, u.Connections)
 	}
 	_ = tw.Flush()
-	fmt.Fprintf(env.stdout, "total: %d\n", out.Total)
+	fmt.Fprintf(env.stdout, "total: %d\n", page.Total)
 	return exitOK
 }
 
 // showClient prints GET /clients/USER.
 func showClient(ctx context.Context, env *runEnv, c *conn, user string, raw bool) int {
-	resp, err := c.do(ctx, http.MethodGet, "/clients/"+user, nil, nil)
+	out, err := c.api.Client(ctx, user)
 	if err != nil {
 		return env.report(c, err)
 	}
 	if raw {
-		writeRaw(env.stdout, resp)
+		writeJSON(env.stdout, out)
 		return exitOK
-	}
-	var out struct {
-		UserID      string `json:"userId"`
-		Connections []struct {
-			ID           string `json:"id"`
-			RemoteAddr   string `json:"remoteAddr"`
-			ConnectedAt  string `json:"connectedAt"`
-			MessagesSent int64  `json:"messagesSent"`
-		} `json:"connections"`
-		Pending int `json:"pending"`
-	}
-	if err := json.Unmarshal(resp, &out); err != nil {
-		env.errorf("unexpected response %s: %v", errorReason(resp), err)
-		return exitFailed
 	}
 	fmt.Fprintf(env.stdout, "user: %s\n", out.UserID)
 	if len(out.Connections) == 0 {
@@ -139,11 +114,7 @@ func showClient(ctx context.Context, env *runEnv, c *conn, user string, raw bool
 	return exitOK
 }
 
-// connectedAt shows an RFC 3339 time in UTC to the second, with how long ago.
-func connectedAt(s string) string {
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return s
-	}
+// connectedAt shows a time in UTC to the second, with how long ago.
+func connectedAt(t time.Time) string {
 	return fmt.Sprintf("%s (%s ago)", t.UTC().Format(time.RFC3339), time.Since(t).Round(time.Second))
 }

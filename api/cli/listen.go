@@ -8,15 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
-	"net/http"
-	"net/url"
-	"strconv"
 	"time"
 
-	"github.com/gorilla/websocket"
-
+	"pushlane/client"
 	"pushlane/module"
 )
 
@@ -30,31 +24,16 @@ pause (up to about 30s), so nothing stored is missed or printed twice. Reconnect
 stderr. Ctrl-C stops it with status 0; --count N stops after N messages. It exits with status 1
 instead of retrying when the server removes the user (close 4000), the token expires (close
 1008) or the subscription is refused (400, 401, 403 and other 4xx, save 408 and 429).
+--ack subscribes with protocol version 2 and acknowledges each message once it is printed, so
+a message leaves the user's unread queue only when this listener has written it out.
 `
 
 const listenExamples = `  pushlane listen --user alice
   pushlane listen --user alice --pretty
   pushlane listen --user alice --since 41 --count 1 | jq -r .data.title
   pushlane listen --server https://push.example.com --token "$JWT" --user alice
+  pushlane listen --user alice --ack
 `
-
-// Reconnect pauses: equal jitter over an exponential backoff. The first retry waits 250-500ms,
-// then the ceiling doubles up to backoffMax; the jitter spreads the reconnects of many
-// listeners after a server restart.
-const (
-	backoffBase = 500 * time.Millisecond
-	backoffMax  = 30 * time.Second
-	// stableAfter is how long a connection must last (or deliver a message) to count as
-	// working again, which resets the backoff.
-	stableAfter = 10 * time.Second
-	// closeWait bounds writing our close frame when we leave.
-	closeWait = time.Second
-)
-
-// Close codes after which reconnecting cannot help (API.md).
-const (
-	closeRemoved = 4000 // DELETE /deleteClient
-)
 
 func runListen(ctx context.Context, env *runEnv, args []string) int {
 	fs := newFlagSet(env)
@@ -65,6 +44,7 @@ func runListen(ctx context.Context, env *runEnv, args []string) int {
 		pretty bool
 		count  int
 		idle   time.Duration
+		ack    bool
 	)
 	common.register(fs)
 	fs.StringVar(&user, "user", "", "`USER` id to subscribe as (required)")
@@ -72,6 +52,9 @@ func runListen(ctx context.Context, env *runEnv, args []string) int {
 	fs.BoolVar(&pretty, "pretty", false, `print "#ID  CREATED-AT  DATA" instead of the raw JSON frame`)
 	fs.IntVar(&count, "count", 0, "exit 0 after `N` messages (0: run until interrupted)")
 	fs.DurationVar(&idle, "idle-timeout", time.Minute, "reconnect after a `DURATION` without any frame or ping from the server (default 1m; 0: never)")
+	// --ack is off by default until every server speaks protocol version 2 (API.md); on a
+	// version 1 server it changes nothing but the v=2 in the URL.
+	fs.BoolVar(&ack, "ack", false, "protocol version 2: acknowledge each message once printed (it then leaves the unread queue)")
 	pos, code, done := parse(env, fs, args, listenUsage, listenExamples)
 	if done {
 		return code
@@ -88,13 +71,10 @@ func runListen(ctx context.Context, env *runEnv, args []string) int {
 	case idle < 0:
 		return env.usageError("--idle-timeout must not be negative")
 	}
-	l := &listener{env: env, user: user, pretty: pretty, count: count, idle: idle}
 	if since != "" {
-		n, err := module.ParseSince(since)
-		if err != nil {
+		if _, err := module.ParseSince(since); err != nil {
 			return env.usageError("--since: %v", err)
 		}
-		l.last, l.sendSince = n, true
 	}
 	common.fillFromEnv(env.getenv)
 	c, err := newConn(common)
@@ -102,287 +82,127 @@ func runListen(ctx context.Context, env *runEnv, args []string) int {
 		return env.usageError("%v", err)
 	}
 	defer c.close()
-	l.conn = c
-	l.dialer = &websocket.Dialer{
-		Proxy:            http.ProxyFromEnvironment,
-		HandshakeTimeout: common.timeout,
-		TLSClientConfig:  c.tls,
-	}
-	return l.run(ctx)
-}
 
-// listener is one `pushlane listen`: a loop of sessions (one WebSocket connection each), run by one
-// goroutine; a second goroutine per session only closes the connection when ctx ends.
-type listener struct {
-	env       *runEnv
-	conn      *conn
-	dialer    *websocket.Dialer
-	user      string
-	pretty    bool
-	count     int // stop after this many messages; 0: never
-	idle      time.Duration
-	printed   int
-	last      uint64 // highest message id printed (or --since)
-	sendSince bool   // whether reconnects send since=last
-}
-
-// outcome is how a session ended: stop with code, or retry after err.
-type outcome struct {
-	stop   bool
-	code   int
-	err    error
-	stable bool // the connection worked for a while: start the backoff over
-}
-
-func (l *listener) run(ctx context.Context) int {
-	attempt := 0
-	for {
-		o := l.session(ctx)
-		if o.stop {
-			return o.code
-		}
-		if o.stable {
-			attempt = 0
-		}
-		delay := backoffDelay(attempt)
-		attempt++
-		msg := fmt.Sprintf("%v; reconnecting in %v", o.err, delay.Round(time.Millisecond))
-		if l.sendSince {
-			msg += fmt.Sprintf(" with since=%d", l.last)
-		}
-		l.env.errorf("%s (attempt %d)", msg, attempt)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return exitOK
-		case <-t.C:
-		}
+	opts := client.SubscribeOptions{
+		Since: since,
+		Token: c.token,
+		// Reconnect pauses: 250-500ms, doubling up to 15-30s, with jitter; the backoff starts
+		// over once a connection delivered a message or stayed up for 10s.
+		Backoff:     client.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second},
+		IdleTimeout: idle,
+		OnConnect: func(i client.ConnectInfo) {
+			at := ""
+			if i.Since != "" {
+				at = " since=" + i.Since
+			}
+			env.errorf("connected to %s as %s%s", i.URL, user, at)
+			if i.Hello && !i.Recovered {
+				env.errorf("the server could not resume after id %s (epoch %s): replaying every stored message", i.Since, i.Epoch)
+			}
+		},
+		OnDisconnect: func(d client.DisconnectInfo) {
+			msg := fmt.Sprintf("%s; reconnecting in %v", describeSubscribe(d.Err), d.RetryIn.Round(time.Millisecond))
+			if d.Since != "" {
+				msg += " with since=" + d.Since
+			}
+			env.errorf("%s (attempt %d)", msg, d.Attempt)
+		},
 	}
-}
-
-// backoffDelay is the pause before retry number attempt (from 0): a random duration in
-// [d/2, d] with d = backoffBase * 2^attempt, at most backoffMax.
-func backoffDelay(attempt int) time.Duration {
-	d := backoffMax
-	if attempt < 16 {
-		d = min(backoffMax, backoffBase<<attempt)
+	if idle == 0 {
+		opts.IdleTimeout = -1
 	}
-	return d/2 + rand.N(d/2+1)
-}
-
-// wsURL is the subscribe URL; since is included once there is a last id.
-func (l *listener) wsURL() *url.URL {
-	u := *l.conn.base
-	u.Scheme = "ws"
-	if l.conn.base.Scheme == "https" {
-		u.Scheme = "wss"
+	if ack {
+		opts.Protocol = 2
 	}
-	u.Path = l.conn.base.Path + "/getPushNews"
-	q := url.Values{"userId": {l.user}}
-	if l.sendSince {
-		q.Set("since", strconv.FormatUint(l.last, 10))
-	}
-	if l.conn.token != "" {
-		q.Set("token", l.conn.token)
-	}
-	u.RawQuery = q.Encode()
-	return &u
-}
-
-// session connects once and prints messages until the connection ends.
-func (l *listener) session(ctx context.Context) outcome {
-	u := l.wsURL()
-	shown := *u
-	shown.RawQuery = "" // the token stays out of logs
-	ws, resp, err := l.dialer.DialContext(ctx, u.String(), nil)
+	sub, err := c.api.Subscribe(ctx, user, opts)
 	if err != nil {
-		return l.dialFailed(ctx, err, resp)
+		return env.usageError("%v", err)
 	}
-	since := ""
-	if l.sendSince {
-		since = fmt.Sprintf(" since=%d", l.last)
-	}
-	l.env.errorf("connected to %s as %s%s", shown.String(), l.user, since)
+	defer sub.Close()
 
-	stop, watcherDone := make(chan struct{}), make(chan struct{})
-	go func() { // the only other user of ws: it ends a blocked read when ctx ends
-		defer close(watcherDone)
-		select {
-		case <-ctx.Done():
-			closeConn(ws, websocket.CloseNormalClosure, "client stopped")
-		case <-stop:
-		}
-	}()
-	defer func() {
-		close(stop)
-		<-watcherDone
-		ws.Close()
-	}()
-
-	if l.idle > 0 {
-		_ = ws.SetReadDeadline(time.Now().Add(l.idle))
-	}
-	// gorilla's default ping handler answers pongs; this one also pushes the idle deadline.
-	ws.SetPingHandler(func(appData string) error {
-		if l.idle > 0 {
-			_ = ws.SetReadDeadline(time.Now().Add(l.idle))
-		}
-		err := ws.WriteControl(websocket.PongMessage, []byte(appData), time.Now().Add(closeWait))
-		var ne net.Error
-		if errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) && ne.Timeout() {
-			return nil
-		}
-		return err
-	})
-
-	connectedAt := time.Now()
-	got := 0
+	printed := 0
 	for {
-		kind, b, err := ws.ReadMessage()
+		m, err := sub.Next(ctx)
 		if err != nil {
-			if ctx.Err() != nil {
-				return outcome{stop: true, code: exitOK}
+			if ctx.Err() != nil || errors.Is(err, client.ErrClosed) {
+				return exitOK
 			}
-			return l.readFailed(err, got > 0 || time.Since(connectedAt) >= stableAfter)
+			return listenEnded(env, c, err)
 		}
-		if l.idle > 0 {
-			_ = ws.SetReadDeadline(time.Now().Add(l.idle))
+		if err := printMessage(env.stdout, m, pretty); err != nil {
+			env.errorf("writing to stdout: %v", err)
+			return exitFailed
 		}
-		if kind != websocket.TextMessage {
-			continue
+		if ack && m.ID != "" {
+			_ = sub.Ack(m.ID) // after the line is written: at least once to stdout
 		}
-		printed, err := l.print(b)
-		if err != nil {
-			l.env.errorf("writing to stdout: %v", err)
-			closeConn(ws, websocket.CloseNormalClosure, "client stopped")
-			return outcome{stop: true, code: exitFailed}
-		}
-		if !printed {
-			continue
-		}
-		got++
-		if l.count > 0 && l.printed >= l.count {
-			closeConn(ws, websocket.CloseNormalClosure, "client done")
-			return outcome{stop: true, code: exitOK}
+		printed++
+		if count > 0 && printed >= count {
+			return exitOK
 		}
 	}
 }
 
-// dialFailed sorts a failed handshake: refusals that a retry cannot fix stop with 1.
-func (l *listener) dialFailed(ctx context.Context, err error, resp *http.Response) outcome {
-	if ctx.Err() != nil {
-		return outcome{stop: true, code: exitOK}
+// describeSubscribe is the text of why a connection ended or could not be opened.
+func describeSubscribe(err error) string {
+	var ce *client.CloseError
+	var e *client.Error
+	switch {
+	case errors.As(err, &ce):
+		return fmt.Sprintf("connection closed by the server (close %d: %s)", ce.Code, ce.Text)
+	case errors.As(err, &e):
+		return "subscribe refused: " + describe(err)
 	}
-	if resp != nil {
-		// gorilla keeps the start of a refusal's body readable.
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-		resp.Body.Close()
-		ae := &apiError{status: resp.StatusCode, reason: errorReason(b)}
-		if resp.StatusCode >= 400 && resp.StatusCode < 500 &&
-			resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusTooManyRequests {
-			l.env.errorf("subscribe refused: %v", ae)
-			if resp.StatusCode == http.StatusUnauthorized && l.conn.token == "" {
-				fmt.Fprintf(l.env.stderr, "hint: pass the subscriber token with --token or $%s\n", envToken)
-			}
-			return outcome{stop: true, code: exitFailed}
-		}
-		return outcome{err: fmt.Errorf("subscribe refused: %w", ae)}
-	}
+	return describe(err)
+}
+
+// listenEnded reports why the subscription ended for good and returns 1.
+func listenEnded(env *runEnv, c *conn, err error) int {
+	var ce *client.CloseError
 	var certErr *tls.CertificateVerificationError
-	if errors.As(err, &certErr) {
-		l.env.errorf("%v", err)
-		fmt.Fprintln(l.env.stderr, "hint: --insecure skips certificate verification (for testing only)")
-		return outcome{stop: true, code: exitFailed}
-	}
-	return outcome{err: fmt.Errorf("cannot connect: %w", err)}
-}
-
-// readFailed sorts the end of a connection: removal and policy closes stop with 1.
-func (l *listener) readFailed(err error, stable bool) outcome {
-	var ce *websocket.CloseError
-	if errors.As(err, &ce) {
-		switch ce.Code {
-		case closeRemoved:
-			l.env.errorf("removed by the server (close 4000: %s); not reconnecting", closeText(ce))
-			return outcome{stop: true, code: exitFailed}
-		case websocket.ClosePolicyViolation:
-			l.env.errorf("closed by the server (close 1008: %s); the token may have expired, not reconnecting", closeText(ce))
-			return outcome{stop: true, code: exitFailed}
+	switch {
+	case errors.As(err, &ce) && ce.Code == client.CloseRemoved:
+		env.errorf("removed by the server (close 4000: %s); not reconnecting", ce.Text)
+	case errors.As(err, &ce) && ce.Code == client.ClosePolicy:
+		env.errorf("closed by the server (close 1008: %s); the token may have expired, not reconnecting", ce.Text)
+	case errors.As(err, &certErr):
+		env.errorf("%v", err)
+		fmt.Fprintln(env.stderr, "hint: --insecure skips certificate verification (for testing only)")
+	default:
+		env.errorf("%s", describeSubscribe(err))
+		if errors.Is(err, client.ErrUnauthorized) && c.token == "" {
+			fmt.Fprintf(env.stderr, "hint: pass the subscriber token with --token or $%s\n", envToken)
 		}
-		return outcome{err: fmt.Errorf("connection closed by the server (close %d: %s)", ce.Code, closeText(ce)), stable: stable}
 	}
-	return outcome{err: fmt.Errorf("connection lost: %w", err), stable: stable}
+	return exitFailed
 }
 
-func closeText(ce *websocket.CloseError) string {
-	if ce.Text == "" {
-		return "no reason given"
-	}
-	return ce.Text
-}
-
-// closeConn sends a close frame (best effort) and closes the socket. Safe to call from any
-// goroutine and more than once: WriteControl and Close may run concurrently with a read.
-func closeConn(ws *websocket.Conn, code int, text string) {
-	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(closeWait))
-	_ = ws.Close()
-}
-
-// frame is the part of a server frame the listener looks at.
-type frame struct {
-	ID        string          `json:"id"`
-	Broadcast bool            `json:"broadcast"`
-	Data      json.RawMessage `json:"data"`
-	CreatedAt string          `json:"createdAt"`
-	Type      string          `json:"type"`
-}
-
-// print writes one message line and records its id; it reports false for frames that are not
-// messages and for duplicates (an id not above the last one: delivery is at least once).
-func (l *listener) print(b []byte) (bool, error) {
-	var f frame
-	if err := json.Unmarshal(b, &f); err != nil {
-		l.env.errorf("skipping a frame that is not a JSON object: %.100q", b)
-		return false, nil
-	}
-	if f.Data == nil {
-		return false, nil // {"type":"pong"} or anything else without data
-	}
-	var id uint64
-	if f.ID != "" {
-		n, err := strconv.ParseUint(f.ID, 10, 64)
-		if err != nil {
-			l.env.errorf("skipping a frame with a malformed id: %.100q", b)
-			return false, nil
-		}
-		if l.sendSince && n <= l.last {
-			return false, nil
-		}
-		id = n
-	}
+// printMessage writes one message line: the frame's JSON (compacted), or with pretty
+// "#ID  CREATED-AT  DATA" ("broadcast  CREATED-AT  DATA" for a broadcast).
+func printMessage(w io.Writer, m client.Message, pretty bool) error {
 	var line bytes.Buffer
 	switch {
-	case !l.pretty:
-		if json.Compact(&line, b) != nil {
-			line.Write(b)
-		}
-	case f.Broadcast || f.ID == "":
-		line.WriteString("broadcast  " + f.CreatedAt + "  ")
-		writeCompact(&line, f.Data)
+	case !pretty:
+		writeCompact(&line, m.Raw)
+	case m.Broadcast || m.ID == "":
+		line.WriteString("broadcast  " + createdAt(m) + "  ")
+		writeCompact(&line, m.Data)
 	default:
-		line.WriteString("#" + f.ID + "  " + f.CreatedAt + "  ")
-		writeCompact(&line, f.Data)
+		line.WriteString("#" + m.ID + "  " + createdAt(m) + "  ")
+		writeCompact(&line, m.Data)
 	}
 	line.WriteByte('\n')
-	if _, err := l.env.stdout.Write(line.Bytes()); err != nil {
-		return false, err
+	_, err := w.Write(line.Bytes())
+	return err
+}
+
+// createdAt is the frame's createdAt as the server wrote it.
+func createdAt(m client.Message) string {
+	var f struct {
+		CreatedAt string `json:"createdAt"`
 	}
-	if id != 0 {
-		l.last, l.sendSince = id, true
-	}
-	l.printed++
-	return true, nil
+	_ = json.Unmarshal(m.Raw, &f)
+	return f.CreatedAt
 }
 
 func writeCompact(buf *bytes.Buffer, b []byte) {

@@ -14,6 +14,9 @@ import (
 	"github.com/gorilla/websocket"
 
 	"pushlane/config"
+
+	"pushlane/client"
+	"pushlane/internal/pending"
 )
 
 // frameIDs decodes stdout lines of a raw listen: one JSON frame each; it returns their ids.
@@ -301,27 +304,6 @@ func TestTLS(t *testing.T) {
 	}
 }
 
-func TestBackoffDelay(t *testing.T) {
-	t.Parallel()
-	prevMax := time.Duration(0)
-	for attempt := range 40 {
-		ceiling := min(backoffMax, backoffBase<<min(attempt, 16))
-		for range 50 {
-			d := backoffDelay(attempt)
-			if d < ceiling/2 || d > ceiling {
-				t.Fatalf("attempt %d: delay %v outside [%v, %v]", attempt, d, ceiling/2, ceiling)
-			}
-		}
-		if ceiling < prevMax {
-			t.Fatalf("attempt %d: ceiling %v shrank", attempt, ceiling)
-		}
-		prevMax = ceiling
-	}
-	if prevMax != backoffMax {
-		t.Fatalf("ceiling ends at %v, want %v", prevMax, backoffMax)
-	}
-}
-
 // token signs an HS256 subscriber token.
 func token(t *testing.T, secret, sub string, exp time.Time) string {
 	t.Helper()
@@ -330,4 +312,28 @@ func token(t *testing.T, secret, sub string, exp time.Time) string {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// TestListenAck: with --ack the listener subscribes with v=2 and, once it has printed a message,
+// acknowledges it; on a server without protocol version 2 it still prints every message.
+func TestListenAck(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, nodeOptions{})
+	id := n.publish("ack-user", `{"n":1}`)
+	r := n.run("listen", "--ack", "--user", "ack-user", "--count", "1")
+	if r.code != 0 || frameIDs(t, strings.Split(strings.TrimSpace(r.stdout), "\n"))[0] != strconv.FormatUint(id, 10) {
+		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	qs := n.subscribeQueries()
+	if len(qs) != 1 || !strings.Contains(qs[0], "v=2") {
+		t.Fatalf("subscribe queries %q, want one with v=2", qs)
+	}
+	pending.Require(t, n.srv.URL, pending.Protocol2)
+	pending.Require(t, n.srv.URL, pending.MessageStatus)
+	c, _ := client.New(n.srv.URL)
+	defer c.CloseIdleConnections()
+	waitFor(t, "the message acked", func() bool {
+		st, err := c.Status(t.Context(), "ack-user", strconv.FormatUint(id, 10))
+		return err == nil && st.Status == client.StatusAcked
+	})
 }

@@ -6,9 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"time"
 
+	"pushlane/client"
 	"pushlane/module"
 )
 
@@ -47,7 +47,7 @@ func runSend(ctx context.Context, env *runEnv, args []string) int {
 	fs.Var(&users, "user", "recipient `USER` id; repeat for several users")
 	fs.StringVar(&ttl, "ttl", "", "keep the message for a `DURATION` such as 90s or 24h (default: the server's store.ttl)")
 	fs.BoolVar(&broadcast, "broadcast", false, "send to every live connection of every user instead of --user")
-	fs.BoolVar(&raw, "json", false, "print the server's JSON response as received")
+	fs.BoolVar(&raw, "json", false, "print the server's answer as one line of JSON")
 	pos, code, done := parse(env, fs, args, sendUsage, sendExamples)
 	if done {
 		return code
@@ -68,10 +68,13 @@ func runSend(ctx context.Context, env *runEnv, args []string) int {
 			return env.usageError("--user %q: %v", u, module.ErrBadUserID)
 		}
 	}
+	var opts []client.PublishOption
 	if ttl != "" {
-		if d, err := time.ParseDuration(ttl); err != nil || d <= 0 {
+		d, err := time.ParseDuration(ttl)
+		if err != nil || d <= 0 {
 			return env.usageError("--ttl %q must be a Go duration above zero, such as 90s or 24h", ttl)
 		}
+		opts = append(opts, client.WithTTL(d))
 	}
 	data, msg := readData(pos[0], env.stdin)
 	if msg != "" {
@@ -88,57 +91,39 @@ func runSend(ctx context.Context, env *runEnv, args []string) int {
 	if broadcast {
 		return sendBroadcast(ctx, env, c, data, raw)
 	}
-	body := map[string]any{"data": data}
+	// One publish, retried by the client with the same Idempotency-Key after a 503 or a
+	// network error, so the message is stored once.
+	var results []client.Result
 	if len(users) == 1 {
-		body["userId"] = users[0]
+		var r client.Result
+		r, err = c.api.Publish(ctx, users[0], data, opts...)
+		results = []client.Result{r}
 	} else {
-		body["userIds"] = []string(users)
+		results, err = c.api.PublishMany(ctx, users, data, opts...)
 	}
-	if ttl != "" {
-		body["ttl"] = ttl
-	}
-	resp, err := c.do(ctx, http.MethodPost, "/pushNews", nil, encode(body))
 	if err != nil {
 		return env.report(c, err)
 	}
 	if raw {
-		writeRaw(env.stdout, resp)
+		writeJSON(env.stdout, map[string]any{"results": results})
 		return exitOK
 	}
-	var out struct {
-		Results []struct {
-			UserID string `json:"userId"`
-			ID     string `json:"id"`
-			Online bool   `json:"online"`
-		} `json:"results"`
-	}
-	if err := json.Unmarshal(resp, &out); err != nil {
-		env.errorf("unexpected response %s: %v", errorReason(resp), err)
-		return exitFailed
-	}
-	for _, r := range out.Results {
+	for _, r := range results {
 		fmt.Fprintf(env.stdout, "%s  id=%s  online=%t\n", r.UserID, r.ID, r.Online)
 	}
 	return exitOK
 }
 
 func sendBroadcast(ctx context.Context, env *runEnv, c *conn, data json.RawMessage, raw bool) int {
-	resp, err := c.do(ctx, http.MethodPost, "/broadcast", nil, encode(map[string]any{"data": data}))
+	n, err := c.api.Broadcast(ctx, data)
 	if err != nil {
 		return env.report(c, err)
 	}
 	if raw {
-		writeRaw(env.stdout, resp)
+		writeJSON(env.stdout, map[string]int{"connections": n})
 		return exitOK
 	}
-	var out struct {
-		Connections int `json:"connections"`
-	}
-	if err := json.Unmarshal(resp, &out); err != nil {
-		env.errorf("unexpected response %s: %v", errorReason(resp), err)
-		return exitFailed
-	}
-	fmt.Fprintf(env.stdout, "connections=%d\n", out.Connections)
+	fmt.Fprintf(env.stdout, "connections=%d\n", n)
 	return exitOK
 }
 
@@ -169,14 +154,4 @@ func readData(arg string, stdin io.Reader) (json.RawMessage, string) {
 		return nil, "DATA must not be null"
 	}
 	return json.RawMessage(b), ""
-}
-
-// encode marshals a request body without HTML escaping, so DATA reaches the server as written
-// (give or take insignificant whitespace).
-func encode(v any) []byte {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v) // maps of strings and valid RawMessage cannot fail
-	return buf.Bytes()
 }
