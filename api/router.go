@@ -40,6 +40,7 @@ func NewRouter(h *Handlers) http.Handler {
 	// The web console (GET /) and the browser client (GET /pushlane.js), embedded in the binary.
 	web.Register(r)
 
+	r.GET("/openapi.yaml", serveOpenAPI) // docs/openapi.yaml, embedded
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(h.registry, promhttp.HandlerOpts{})))
 	return r
 }
