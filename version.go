@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"regexp"
 	"runtime"
 	"runtime/debug"
 )
@@ -11,8 +12,8 @@ import (
 //
 //	go build -ldflags "-X main.version=v0.2.0 -X main.commit=$(git rev-parse HEAD)" .
 //
-// They are the only package-level variables of the program, and nothing assigns them at run
-// time: -X can set only a package-level string variable.
+// With pseudoVersion below they are the only package-level variables of the program; nothing
+// assigns them at run time (-X can set only a package-level string variable).
 var (
 	version = ""
 	commit  = ""
@@ -27,9 +28,14 @@ type buildInfo struct {
 	Platform string // GOOS/GOARCH
 }
 
+// pseudoVersion matches the version Go derives from a commit (v0.0.0-20261206203252-f688d444daed,
+// "+dirty" for a modified tree) for a `go build` in a checkout: it names a commit, not a release,
+// and the commit is printed anyway.
+var pseudoVersion = regexp.MustCompile(`\d{14}-[0-9a-f]{12}(\+dirty)?$`)
+
 // readBuildInfo prefers the -X stamps; what they leave empty comes from the Go build
 // information (read, normally debug.ReadBuildInfo): the module version for `go install
-// module@version`, vcs.revision and vcs.modified for a `go build` inside a git checkout. `go run`
+// module@version` (not a pseudo-version), vcs.revision and vcs.modified for a `go build` inside a git checkout. `go run`
 // and `go test` binaries carry no VCS information, so they report commit "unknown".
 func readBuildInfo(stampedVersion, stampedCommit string, read func() (*debug.BuildInfo, bool)) buildInfo {
 	b := buildInfo{Version: stampedVersion, Commit: stampedCommit, Go: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
@@ -37,7 +43,7 @@ func readBuildInfo(stampedVersion, stampedCommit string, read func() (*debug.Bui
 		if bi.GoVersion != "" {
 			b.Go = bi.GoVersion
 		}
-		if b.Version == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		if v := bi.Main.Version; b.Version == "" && v != "" && v != "(devel)" && !pseudoVersion.MatchString(v) {
 			b.Version = bi.Main.Version
 		}
 		if b.Commit == "" {

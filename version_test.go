@@ -26,6 +26,11 @@ func TestReadBuildInfo(t *testing.T) {
 	}
 	none := func() (*debug.BuildInfo, bool) { return nil, false }
 	const rev = "0123456789abcdef0123456789abcdef01234567"
+	pseudo := func() (*debug.BuildInfo, bool) {
+		bi, _ := vcs(rev, "true")()
+		bi.Main.Version = "v0.0.0-20261206203252-0123456789ab+dirty"
+		return bi, true
+	}
 	cases := []struct {
 		name            string
 		version, commit string
@@ -36,6 +41,7 @@ func TestReadBuildInfo(t *testing.T) {
 		{"vcs fallback", "", "", vcs(rev, "false"), "pushlane dev (commit 0123456789ab, go1.99.1 "},
 		{"vcs fallback, modified tree", "", "", vcs(rev, "true"), "pushlane dev (commit 0123456789ab+dirty, go1.99.1 "},
 		{"stamped version, vcs commit", "v1.2.3", "", vcs(rev, "false"), "pushlane v1.2.3 (commit 0123456789ab, "},
+		{"go build in a checkout: a pseudo-version", "", "", pseudo, "pushlane dev (commit 0123456789ab+dirty, go1.99.1 "},
 		{"go install at a version", "", "", installed, "pushlane v0.3.1 (commit unknown, go1.99.1 "},
 		{"no build information", "", "", none, "pushlane dev (commit unknown, go"},
 		{"go run: no vcs settings", "", "", vcs("", ""), "pushlane dev (commit unknown, go1.99.1 "},
