@@ -1,0 +1,36 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+
+	"pushlane/module"
+)
+
+// Health implements module.Store: a small write probe sent through the writer, as a commit is
+// (so it fails when Redis refuses writes: out of memory under noeviction, a read-only replica,
+// a stalled server), and an error when the last commit failed and none succeeded since. The
+// probe is itself a commit: once Redis accepts writes again, it clears the failure, so a node
+// taken out of a load balancer comes back without needing a publish first.
+func (s *Store) Health(ctx context.Context) error {
+	if s.closed.Load() {
+		return module.ErrClosed
+	}
+	o := &op{kind: opProbe, done: make(chan struct{})}
+	errc := make(chan error, 1)
+	go func() { errc <- s.submit(context.WithoutCancel(ctx), o) }()
+	select {
+	case err := <-errc:
+		if err != nil {
+			return fmt.Errorf("redis store write probe: %w", err)
+		}
+	case <-ctx.Done():
+		return fmt.Errorf("redis store write probe: %w", ctx.Err())
+	}
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	if s.commitErr != nil {
+		return fmt.Errorf("redis store: last commit failed: %w", s.commitErr)
+	}
+	return nil
+}
