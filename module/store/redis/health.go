@@ -7,16 +7,23 @@ import (
 	"pushlane/module"
 )
 
-// Health implements module.Store: a small write probe sent through the writer, as a commit is
-// (so it fails when Redis refuses writes: out of memory under noeviction, a read-only replica,
-// a stalled server), and an error when the last commit failed and none succeeded since. The
-// probe is itself a commit: once Redis accepts writes again, it clears the failure, so a node
-// taken out of a load balancer comes back without needing a publish first.
+// Health implements module.Store: a write probe sent through the writer, as a commit is (so it
+// fails when Redis refuses writes: out of memory under noeviction, a read-only replica, a
+// stalled server), and an error when the last commit failed and none succeeded since.
+//
+// The probe is itself a commit, and after a failed commit it writes as many bytes as the
+// largest call of that commit did: Redis near maxmemory refuses a 60 KB publish (its arguments
+// take it over the limit) while it still takes a small write, so a small probe alone would say
+// healthy. Once Redis takes that much again, the probe clears the failure, so a node taken out
+// of a load balancer comes back without needing a publish first.
 func (s *Store) Health(ctx context.Context) error {
 	if s.closed.Load() {
 		return module.ErrClosed
 	}
-	o := &op{kind: opProbe, done: make(chan struct{})}
+	s.commitMu.Lock()
+	size := s.failBytes
+	s.commitMu.Unlock()
+	o := &op{kind: opProbe, probe: size, done: make(chan struct{})}
 	errc := make(chan error, 1)
 	go func() { errc <- s.submit(context.WithoutCancel(ctx), o) }()
 	select {

@@ -330,7 +330,7 @@ if expired(split(items[1]), tonumber(ARGV[2])) then return {} end
 return items
 `
 
-// probeSrc: KEYS probe. ARGV now. A small write through the scripting path, refused up front
+// probeSrc: KEYS probe. ARGV payload. A write through the scripting path, refused up front
 // (the shebang) when Redis is out of memory.
 const probeSrc = `#!lua
 redis.call('SET', KEYS[1], ARGV[1], 'PX', 60000)

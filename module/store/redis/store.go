@@ -91,8 +91,10 @@ type Store struct {
 	marks marks
 
 	// commitErr is the error of the writer's last commit (append or probe), nil after a success.
+	// failBytes is the size of the largest call of that failed commit: the probe writes as much.
 	commitMu  sync.Mutex
 	commitErr error
+	failBytes int
 
 	claimsMu sync.Mutex
 	claims   map[string]string // idempotency claim key -> our token

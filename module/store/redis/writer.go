@@ -26,6 +26,7 @@ type op struct {
 	kind   opKind
 	drafts []module.Draft
 	idem   *module.IdempotencyKey // AppendOnce: record the key in the same script
+	probe  int                    // opProbe: bytes to write
 
 	msgs     []module.Message          // opAppend result
 	existing *module.IdempotencyRecord // AppendOnce: the record that was already there
@@ -104,7 +105,8 @@ func (s *Store) commit(batch []*op) {
 		case opAppend:
 			calls = append(calls, s.appendCall(o, nowMs))
 		case opProbe:
-			calls = append(calls, &call{o: o, script: s.scripts.probe, keys: []string{s.keys.Probe()}, args: []any{nowMs}})
+			payload := strconv.FormatInt(nowMs, 10) + strings.Repeat("-", o.probe)
+			calls = append(calls, &call{o: o, script: s.scripts.probe, keys: []string{s.keys.Probe()}, args: []any{payload}})
 		}
 	}
 	for _, m := range s.markCalls(byUser, nowMs) {
@@ -115,6 +117,7 @@ func (s *Store) commit(batch []*op) {
 	defer cancel()
 	var appended []module.Message
 	var commitErr error
+	failBytes := 0
 	committed := false
 	pending := calls
 	for attempt := 0; len(pending) > 0; attempt++ {
@@ -144,6 +147,7 @@ func (s *Store) commit(batch []*op) {
 			if err != nil {
 				c.o.err = fmt.Errorf("commit: %w", err)
 				commitErr = c.o.err
+				failBytes = max(failBytes, c.bytes())
 				continue
 			}
 			committed = true
@@ -162,6 +166,7 @@ func (s *Store) commit(batch []*op) {
 				if c.o != nil {
 					c.o.err = fmt.Errorf("commit: load scripts: %w", err)
 					commitErr = c.o.err
+					failBytes = max(failBytes, c.bytes())
 				}
 			}
 			break
@@ -173,7 +178,7 @@ func (s *Store) commit(batch []*op) {
 		// The last commit's outcome, for Health: a failure is remembered until a later commit
 		// (an append or a probe) succeeds. In a mixed batch a failure wins: something failed.
 		s.commitMu.Lock()
-		s.commitErr = commitErr
+		s.commitErr, s.failBytes = commitErr, failBytes
 		s.commitMu.Unlock()
 	}
 	if len(appended) > 0 && !s.publish {
@@ -182,6 +187,20 @@ func (s *Store) commit(batch []*op) {
 	for _, o := range batch {
 		close(o.done)
 	}
+}
+
+// bytes is how much a call sends: what a probe must write to show that the same would pass.
+func (c *call) bytes() int {
+	n := 0
+	for _, a := range c.args {
+		switch v := a.(type) {
+		case []byte:
+			n += len(v)
+		case string:
+			n += len(v)
+		}
+	}
+	return n
 }
 
 func (s *Store) loadScripts(ctx context.Context, calls []*call) error {
