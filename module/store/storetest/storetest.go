@@ -62,6 +62,10 @@ func Run(t *testing.T, open func(t *testing.T, opts module.StoreOptions) module.
 		{"Purge", testPurge},
 		{"LastID", testLastID},
 		{"LastIDConcurrent", testLastIDConcurrent},
+		{"HeadCoversOnCommit", testHeadCoversOnCommit},
+		{"HeadPerUser", testHeadPerUser},
+		{"HeadNeverGoesDown", testHeadNeverGoesDown},
+		{"Epoch", testEpoch},
 		{"Ping", testPing},
 		{"Close", testClose},
 		{"CloseWhileAppending", testCloseWhileAppending},
@@ -146,11 +150,19 @@ type env struct {
 	ctx     context.Context
 }
 
-// openEnv opens a store with opts, a recorder as OnCommit and fresh metrics.
+// openEnv opens a store with opts, a recorder as OnCommit and fresh metrics. An OnCommit in opts
+// is called after the recorder, with the same messages.
 func openEnv(t *testing.T, open Opener, opts module.StoreOptions) *env {
 	t.Helper()
 	rec := newRecorder()
-	opts.OnCommit = rec.hook
+	if extra := opts.OnCommit; extra != nil {
+		opts.OnCommit = func(msgs []module.Message) {
+			rec.hook(msgs)
+			extra(msgs)
+		}
+	} else {
+		opts.OnCommit = rec.hook
+	}
 	opts.Metrics = module.NewMetrics(nil)
 	s := open(t, opts)
 	if s == nil {
