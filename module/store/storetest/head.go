@@ -187,15 +187,23 @@ func testHeadNeverGoesDown(t *testing.T, open Opener) {
 	e.expectBacklog("w", module.BacklogQuery{}, nil)
 	e.expectBacklog("t", module.BacklogQuery{}, trimmed[2:])
 	want := map[string]uint64{"u": expiring[0].ID, "w": expiring[1].ID, "t": trimmed[4].ID, "p": purged[1].ID}
+	// For a user of whom nothing is stored any more, a store may report more than the user's
+	// own newest id, never less: the redis store deletes a user's counter with its last message
+	// and reports a global floor above every deleted counter instead (docs/redis.md). The
+	// user's next id is above whatever was reported, so a since at it stays valid.
+	nothingStored := map[string]bool{"w": true, "p": true}
+	reported := map[string]uint64{}
 	for user, id := range want {
-		if last := e.lastID(user); last != id {
+		last := e.lastID(user)
+		if last != id && !(nothingStored[user] && last > id) {
 			t.Fatalf("Head(%s).LastID = %d, want %d: the newest id ever assigned, stored or not", user, last, id)
 		}
+		reported[user] = last
 	}
 	for user, id := range want {
 		next := e.append(draft(user, `"next"`))
-		if next[0].ID <= id {
-			t.Fatalf("new id of %s %d is not above its former newest %d", user, next[0].ID, id)
+		if next[0].ID <= id || next[0].ID <= reported[user] {
+			t.Fatalf("new id of %s %d is not above its former newest %d (Head said %d)", user, next[0].ID, id, reported[user])
 		}
 		if last := e.lastID(user); last != next[0].ID {
 			t.Fatalf("Head(%s).LastID = %d after appending %d", user, last, next[0].ID)
