@@ -17,18 +17,24 @@ import goredis "github.com/redis/go-redis/v9"
 const prelude = `
 local function num(v) return tonumber(v) or 0 end
 local function fmt(n) return string.format('%d', n) end
--- meta returns n (last id), q (cursor), f (first stored id), count; nil when there is no list.
+-- meta returns n (last id), q (cursor), f (first stored id), count, and mixed (true when a
+-- message expires before one stored ahead of it); nil when there is no list.
 local function meta(key)
   local m = redis.call('LINDEX', key, 0)
   if not m then return nil end
-  local n, q = string.match(m, '^(%d+),(%d+)$')
+  local n, q, x = string.match(m, '^(%d+),(%d+),?(%d*)$')
   n, q = tonumber(n), tonumber(q)
   local count = (redis.call('LLEN', key) - 1) / 2
   local f = n - count + 1
   if q < f - 1 then q = f - 1 end
-  return n, q, f, count
+  return n, q, f, count, x == '1'
 end
-local function setMeta(key, n, q) redis.call('LSET', key, 0, fmt(n) .. ',' .. fmt(q)) end
+local function metaOf(n, q, mixed)
+  local m = fmt(n) .. ',' .. fmt(q)
+  if mixed then m = m .. ',1' end
+  return m
+end
+local function setMeta(key, n, q, mixed) redis.call('LSET', key, 0, metaOf(n, q, mixed)) end
 -- split parses a status "C,T[,D[,S[,A[,P]]]]" into a table of 6 strings ('' when absent).
 local function split(s)
   local f = {}
@@ -41,7 +47,10 @@ local function join(f)
   while last > 2 and f[last] == '' do last = last - 1 end
   return table.concat(f, ',', 1, last)
 end
-local function expired(st, now) return tonumber(st[1]) + tonumber(st[2]) <= now end
+-- A status "X" is a tombstone: an expired message behind a longer-lived one, counted by the
+-- sweeper and emptied; it stays only to keep the ids consecutive until it reaches the head.
+local function expired(st, now) return st[1] == 'X' or tonumber(st[1]) + tonumber(st[2]) <= now end
+local function expiresAt(st) return tonumber(st[1]) + tonumber(st[2]) end
 -- statusIndex is the list index of id's status; its data follows it.
 local function statusIndex(f, id) return 1 + 2 * (id - f) end
 -- drop deletes the user's list after raising the floor to its last id.
@@ -51,10 +60,10 @@ local function drop(key, floorKey, expiryKey, user, n)
   redis.call('ZREM', expiryKey, user)
 end
 -- popOldest removes the k oldest messages, keeping the meta element first.
-local function popOldest(key, k, n, q)
+local function popOldest(key, k, n, q, mixed)
   if k <= 0 then return end
   redis.call('LPOP', key, 1 + 2 * k)
-  redis.call('LPUSH', key, fmt(n) .. ',' .. fmt(q))
+  redis.call('LPUSH', key, metaOf(n, q, mixed))
 end
 local function epochOf(key, candidate)
   local e = redis.call('GET', key)
@@ -102,11 +111,16 @@ for i = 1, drafts do
   local ttl = tonumber(ARGV[a+2])
   local user = ARGV[a+3]
   a = a + 3
-  local n, q, f, count = meta(key)
+  local n, q, f, count, mixed = meta(key)
   local fresh = n == nil
   if fresh then
     n = num(redis.call('GET', floorKey))
-    q, count = n, 0
+    q, count, mixed = n, 0, false
+  elseif not mixed then
+    -- Expiries along the list are non-decreasing unless a shorter ttl follows a longer one;
+    -- the sweeper then has to look past the head.
+    local tail = split(redis.call('LINDEX', key, -2))
+    if tail[1] ~= 'X' and expiresAt(tail) > now + ttl then mixed = true end
   end
   local id = n + 1
   redis.call('RPUSH', key, nowstr .. ',' .. fmt(ttl), data)
@@ -116,11 +130,11 @@ for i = 1, drafts do
   local first = id - count + 1 + k
   if q < first - 1 then q = first - 1 end
   if fresh then
-    redis.call('LPUSH', key, fmt(id) .. ',' .. fmt(q))
+    redis.call('LPUSH', key, metaOf(id, q, mixed))
   elseif k > 0 then
-    popOldest(key, k, id, q)
+    popOldest(key, k, id, q, mixed)
   else
-    setMeta(key, id, q)
+    setMeta(key, id, q, mixed)
   end
   trimmed = trimmed + k
   redis.call('ZADD', expiryKey, 'LT', now + ttl, user)
@@ -256,7 +270,7 @@ return stored
 // ignored. Then the cursor moves over every id right above it that left the queue (or expired).
 // Returns the cursor.
 const markSrc = prelude + `
-local n, q, f = meta(KEYS[1])
+local n, q, f, count, mixed = meta(KEYS[1])
 if n == nil then return 0 end
 for i = 2, #ARGV, 3 do
   local kind, id, at = ARGV[i], tonumber(ARGV[i+1]), tonumber(ARGV[i+2])
@@ -264,14 +278,17 @@ for i = 2, #ARGV, 3 do
     local idx = statusIndex(f, id)
     local old = redis.call('LINDEX', KEYS[1], idx)
     local st = split(old)
+    if st[1] == 'X' then st = nil end
+  if st then
+    -- Times are kept as ms after createdAt, negative when a node's clock is behind.
     local d = at - tonumber(st[1])
-    if d < 0 then d = 0 end
     if kind ~= 'p' and st[4] == '' then st[4] = fmt(d) end
     if kind == 'a' and st[5] == '' then st[5] = fmt(d) end
     if kind == 'p' and st[6] == '' then st[6] = fmt(d) end
     if kind == 'W' or kind == 'a' then st[3] = '1' end
     local new = join(st)
     if new ~= old then redis.call('LSET', KEYS[1], idx, new) end
+  end
   end
 end
 local old = q
@@ -281,17 +298,17 @@ while q < n do
   if st[3] ~= '1' and not expired(st, now) then break end
   q = q + 1
 end
-if q ~= old then setMeta(KEYS[1], n, q) end
+if q ~= old then setMeta(KEYS[1], n, q, mixed) end
 return q
 `
 
 // sweepSrc: KEYS user list, expiry, floor. ARGV now, maxPerUser, userId. Drops the messages
-// beyond maxPerUser and the expired head of the list, deletes the list (raising the floor) when
-// nothing is left, and re-indexes the user by its new head's expiry. Returns {expired, trimmed}.
-// Expired messages behind a longer-lived head (mixed ttls) are hidden by every read and removed
-// once they reach the head.
+// beyond maxPerUser and the expired head of the list; when expiries are mixed, also empties the
+// expired messages behind the head into tombstones (counted once, popped when they reach the
+// head). Deletes the list (raising the floor) when nothing is left, and re-indexes the user by
+// the earliest expiry left. Returns {expired, trimmed}.
 const sweepSrc = prelude + `
-local n, q, f, count = meta(KEYS[1])
+local n, q, f, count, mixed = meta(KEYS[1])
 if n == nil then
   redis.call('ZREM', KEYS[2], ARGV[3])
   return {0, 0}
@@ -299,24 +316,51 @@ end
 local now, maxlen = tonumber(ARGV[1]), tonumber(ARGV[2])
 local trimmed = 0
 if count > maxlen then trimmed = count - maxlen end
-local gone, head = trimmed, nil
+local expiredN, gone, nextExp = 0, trimmed, nil
 while gone < count do
   local st = split(redis.call('LINDEX', KEYS[1], statusIndex(f, f + gone)))
   if not expired(st, now) then
-    head = tonumber(st[1]) + tonumber(st[2])
+    nextExp = expiresAt(st)
     break
   end
+  if st[1] ~= 'X' then expiredN = expiredN + 1 end
   gone = gone + 1
 end
-if head == nil then
+if nextExp ~= nil and mixed then
+  -- Look past the head: tombstone what expired, find the earliest expiry left, and whether
+  -- the expiries left are in order again.
+  local prev, ordered = nextExp, true
+  for id = f + gone + 1, n do
+    local idx = statusIndex(f, id)
+    local st = split(redis.call('LINDEX', KEYS[1], idx))
+    if st[1] ~= 'X' then
+      if expired(st, now) then
+        redis.call('LSET', KEYS[1], idx, 'X')
+        redis.call('LSET', KEYS[1], idx + 1, '')
+        expiredN = expiredN + 1
+      else
+        local e = expiresAt(st)
+        if e < nextExp then nextExp = e end
+        if e < prev then ordered = false end
+        prev = e
+      end
+    end
+  end
+  mixed = not ordered
+end
+if nextExp == nil then
   drop(KEYS[1], KEYS[3], KEYS[2], ARGV[3], n)
 else
   local first = f + gone
   if q < first - 1 then q = first - 1 end
-  popOldest(KEYS[1], gone, n, q)
-  redis.call('ZADD', KEYS[2], head, ARGV[3])
+  if gone > 0 then
+    popOldest(KEYS[1], gone, n, q, mixed)
+  else
+    setMeta(KEYS[1], n, q, mixed)
+  end
+  redis.call('ZADD', KEYS[2], nextExp, ARGV[3])
 end
-return {gone - trimmed, trimmed}
+return {expiredN, trimmed}
 `
 
 // statusSrc: KEYS user list. ARGV id, now. Returns {status, data}, or {} when not stored.
@@ -337,13 +381,15 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', 60000)
 return 1
 `
 
-// beginSrc: KEYS record, claim. ARGV token, lease (ms). Returns {'done', f, r, b} when a
-// completed record exists, {'new'} when the claim was taken, {'busy'} when another holds it.
+// beginSrc: KEYS record, claim. ARGV token, lease (ms). Returns {'busy'} while another request
+// holds the claim, {'done', f, r, b or false} when a record exists (b is false when the request
+// that stored it never finished: its caller saw a failure), else takes the claim: {'new'}.
 const beginSrc = `
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'busy'} end
 local r = redis.call('HMGET', KEYS[1], 'f', 'r', 'b')
-if r[3] then return {'done', r[1], r[2], r[3]} end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', tonumber(ARGV[2])) then return {'new'} end
-return {'busy'}
+if r[1] then return {'done', r[1], r[2], r[3]} end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', tonumber(ARGV[2]))
+return {'new'}
 `
 
 // finishSrc: KEYS record, claim. ARGV token, body. Saves the body on the record (if the record
