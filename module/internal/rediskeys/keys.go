@@ -133,3 +133,13 @@ func DecodeLive(payload string) (id uint64, createdMs int64, data string, err er
 	}
 	return id, createdMs, payload[j+1:], nil
 }
+
+// LastIDOfMeta reads the last id from a user list's meta element ("<last id>,<cursor>[,1]").
+func LastIDOfMeta(meta string) (uint64, bool) {
+	last, _, ok := strings.Cut(meta, ",")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(last, 10, 64)
+	return n, err == nil
+}

@@ -48,3 +48,16 @@ func TestIdempotencyKeysDoNotCollide(t *testing.T) {
 		}
 	}
 }
+
+func TestLastIDOfMeta(t *testing.T) {
+	for meta, want := range map[string]uint64{"7,3": 7, "12,12,1": 12} {
+		if got, ok := LastIDOfMeta(meta); !ok || got != want {
+			t.Errorf("LastIDOfMeta(%q) = %d, %v; want %d", meta, got, ok, want)
+		}
+	}
+	for _, bad := range []string{"", "7", "x,1", ",1"} {
+		if _, ok := LastIDOfMeta(bad); ok {
+			t.Errorf("LastIDOfMeta(%q) accepted", bad)
+		}
+	}
+}
