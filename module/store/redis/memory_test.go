@@ -95,8 +95,7 @@ func TestMemoryCost(t *testing.T) {
 		users[i] = module.Draft{UserID: fmt.Sprintf("user-%06d", i), Data: []byte(memoryData), TTL: 72 * time.Hour}
 	}
 	perUser := measure(t, rdb, s, users) / n
-	t.Logf("%d users x 1 message: %d bytes per user; one user's keys:%s", n, perUser, keyUsage(t, rdb, "m:user-000042"))
-	t.Logf("all keys of user-000042 and the shared keys:%s", keyUsage(t, rdb, "m:"+"*user-000042"))
+	t.Logf("%d users x 1 message: %d bytes per user (used_memory growth); MEMORY USAGE of one user's keys:%s", n, perUser, keyUsage(t, rdb, "m:*user-000042*"))
 
 	one := make([]module.Draft, n)
 	for i := range one {
