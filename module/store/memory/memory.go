@@ -77,9 +77,9 @@ type Store struct {
 
 	closed atomic.Bool // set under mu; read without it by Head
 
-	mu     sync.Mutex
-	users  map[string]*queue
-	lastID uint64
+	mu       sync.Mutex
+	users    map[string]*queue
+	lastID   uint64
 	expiry   expiryIndex
 	sweepBuf []ref // reused by every sweep step: no allocation while holding the lock
 	idem     idempotency
