@@ -19,6 +19,9 @@ type Broker interface {
 	Kick(ctx context.Context, userID string) (int, error)
 	// Online reports whether the user has a live connection on any node.
 	Online(ctx context.Context, userID string) (bool, error)
+	// OnlineMany is Online for many users at once (a publish to up to 1,000 users), in one
+	// round trip to shared state whatever the number of users: out[i] is userIDs[i]'s answer.
+	OnlineMany(ctx context.Context, userIDs []string) ([]bool, error)
 	// Users lists the online users, sorted by userId.
 	Users(ctx context.Context) ([]UserConns, error)
 	// Connections describes the user's live connections on every node.
@@ -53,6 +56,15 @@ func (b *LocalBroker) Kick(_ context.Context, userID string) (int, error) {
 // Online implements Broker.
 func (b *LocalBroker) Online(_ context.Context, userID string) (bool, error) {
 	return b.hub.Count(userID) > 0, nil
+}
+
+// OnlineMany implements Broker.
+func (b *LocalBroker) OnlineMany(_ context.Context, userIDs []string) ([]bool, error) {
+	out := make([]bool, len(userIDs))
+	for i, u := range userIDs {
+		out[i] = b.hub.Count(u) > 0
+	}
+	return out, nil
 }
 
 // Users implements Broker.

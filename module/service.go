@@ -55,13 +55,17 @@ func (s *Service) Publish(ctx context.Context, userIDs []string, data json.RawMe
 		return nil, fmt.Errorf("store append: %w", errors.Join(ErrUnavailable, err))
 	}
 	s.metrics.Published.Add(float64(len(msgs)))
+	recipients := make([]string, len(msgs))
+	for i, m := range msgs {
+		recipients[i] = m.UserID
+	}
+	online, err := s.broker.OnlineMany(ctx, recipients)
+	if err != nil || len(online) != len(msgs) {
+		online = make([]bool, len(msgs)) // the messages are stored; presence is best effort here
+	}
 	out := make([]PublishResult, len(msgs))
 	for i, m := range msgs {
-		online, err := s.broker.Online(ctx, m.UserID)
-		if err != nil {
-			online = false // the message is stored; presence is best effort here
-		}
-		out[i] = PublishResult{UserID: m.UserID, ID: m.ID, Online: online}
+		out[i] = PublishResult{UserID: m.UserID, ID: m.ID, Online: online[i]}
 	}
 	return out, nil
 }

@@ -51,7 +51,7 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 		OnCommit:   func(msgs []module.Message) { a.broker.Deliver(msgs) },
 	}
 	if cfg.Store.Driver == "redis" || cfg.Broker.Driver == "redis" {
-		a.redis = newRedisClient(cfg.Redis)
+		a.redis = newRedisClient(cfg.Redis, log)
 	}
 	switch cfg.Store.Driver {
 	case "redis":
@@ -142,8 +142,9 @@ func (a *Node) closeRedis() {
 
 // newRedisClient builds the client of the redis store and broker from redis.*. Commands are
 // never retried (MaxRetries -1): a retried append script could store one publish twice; the
-// store and broker report failures instead (503) and reconnect on their own.
-func newRedisClient(cfg config.Redis) *goredis.Client {
+// store and broker report failures instead (503) and reconnect on their own. Losing and
+// regaining Redis is logged once each (redisLink).
+func newRedisClient(cfg config.Redis, log *slog.Logger) *goredis.Client {
 	opt := &goredis.Options{
 		Addr:            cfg.Addr,
 		Password:        cfg.Password,
@@ -163,7 +164,10 @@ func newRedisClient(cfg config.Redis) *goredis.Client {
 		}
 		opt.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host}
 	}
-	return goredis.NewClient(opt)
+	goredis.SetLogger(redisDebugLog{log: log})
+	c := goredis.NewClient(opt)
+	c.AddHook(newRedisLink(log, cfg.Addr))
+	return c
 }
 
 // warnIfOpen says what is open to anyone when the listener is reachable from other machines.

@@ -89,6 +89,7 @@ type Broker struct {
 	everConnected bool
 	lastErr       error
 	presenceStale bool // the presence hash may miss users: rewrite it whole
+	total         int  // the sum of every watch's refs: this node's connections in presence
 	closed        bool
 
 	wake   chan struct{}
@@ -104,8 +105,9 @@ type Broker struct {
 
 // watch is one user's local state.
 type watch struct {
-	refs       int  // Watch calls not yet matched by Unwatch
-	subscribed bool // the worker sent SUBSCRIBE on the current connection
+	refs       int    // Watch calls not yet matched by Unwatch
+	subscribed bool   // the worker sent SUBSCRIBE on the current connection
+	lastLive   uint64 // the greatest id of the user received by Pub/Sub
 }
 
 // waiter is one Watch call waiting for its subscription and presence to be confirmed.
@@ -231,7 +233,37 @@ func (b *Broker) Online(ctx context.Context, userID string) (bool, error) {
 	return len(holders) > 0, nil
 }
 
-// Users implements module.Broker: this node's connections plus the other nodes' presence.
+// OnlineMany implements module.Broker: users with a connection here are answered from memory,
+// the others in one script call that asks every other node's presence about all of them.
+func (b *Broker) OnlineMany(ctx context.Context, userIDs []string) ([]bool, error) {
+	out := make([]bool, len(userIDs))
+	var ask []string
+	var at []int
+	b.mu.Lock()
+	for i, u := range userIDs {
+		if w := b.users[u]; w != nil && w.refs > 0 {
+			out[i] = true
+			continue
+		}
+		ask = append(ask, u)
+		at = append(at, i)
+	}
+	b.mu.Unlock()
+	if len(ask) == 0 {
+		return out, nil
+	}
+	elsewhere, err := b.onlineElsewhere(ctx, ask)
+	if err != nil {
+		return nil, fmt.Errorf("redis broker online: %w", err)
+	}
+	for j, i := range at {
+		out[i] = elsewhere[j]
+	}
+	return out, nil
+}
+
+// Users implements module.Broker: this node's connections plus the other nodes' presence, read
+// in bounded pages (see presenceAll).
 func (b *Broker) Users(ctx context.Context) ([]module.UserConns, error) {
 	others, err := b.presenceAll(ctx)
 	if err != nil {

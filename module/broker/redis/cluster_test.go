@@ -278,15 +278,12 @@ func (c *client) expect(ids ...uint64) []frame {
 func (c *client) expectClose(code int) {
 	c.t.Helper()
 	_ = c.conn.SetReadDeadline(time.Now().Add(readTimeout))
-	for {
-		_, b, err := c.conn.ReadMessage()
-		if err == nil {
-			c.t.Fatalf("%s on %s: got %s, want close %d", c.user, c.node.name, b, code)
-		}
-		if !websocket.IsCloseError(err, code) {
-			c.t.Fatalf("%s on %s: %v, want close %d", c.user, c.node.name, err, code)
-		}
-		return
+	_, b, err := c.conn.ReadMessage()
+	if err == nil {
+		c.t.Fatalf("%s on %s: got %s, want close %d", c.user, c.node.name, b, code)
+	}
+	if !websocket.IsCloseError(err, code) {
+		c.t.Fatalf("%s on %s: %v, want close %d", c.user, c.node.name, err, code)
 	}
 }
 
@@ -839,4 +836,49 @@ func BenchmarkCrossNodeThroughput(b *testing.B) {
 		b.Fatalf("%d publishes or reads failed", failed.Load())
 	}
 	b.ReportMetric(float64(per*pubs)/time.Since(start).Seconds(), "msgs/s")
+}
+
+// TestClusterPresenceAtScale: another node's presence holds more users than one HSCAN page; the
+// listing still counts and sorts every user, the broadcast count comes from the nodes' totals,
+// and OnlineMany answers for users on this node, on others, and nowhere, in request order.
+func TestClusterPresenceAtScale(t *testing.T) {
+	n := newCluster(t, 2)
+	admin := redistest.Client(t)
+	ctx := context.Background()
+	const ghosts = 2500
+	args := []any{"#", time.Now().UnixMilli(), "#n", ghosts}
+	for i := range ghosts {
+		args = append(args, fmt.Sprintf("g%05d", i), 1)
+	}
+	admin.HSet(ctx, n[0].prefix+"presence:ghost", args...)
+	admin.ZAdd(ctx, n[0].prefix+"nodes", goredis.Z{Score: float64(time.Now().Add(time.Hour).UnixMilli()), Member: "ghost"})
+	n[0].dial(t, "alice", "")
+	n[1].dial(t, "bob", "")
+	n[1].dial(t, "bob", "")
+	waitFor(t, "alice and bob in presence", func() bool {
+		on, err := n[0].broker.OnlineMany(ctx, []string{"bob"})
+		return err == nil && on[0] && n[0].hub.Count("alice") == 1
+	})
+
+	got, err := n[0].broker.OnlineMany(ctx, []string{"nobody", "bob", "g00042", "alice", "g99999"})
+	if err != nil || fmt.Sprint(got) != "[false true true true false]" {
+		t.Fatalf("OnlineMany = %v, %v", got, err)
+	}
+	var list struct {
+		Users []module.UserConns
+		Total int
+	}
+	n[0].doJSON(t, http.MethodGet, "/clients?limit=3", "", http.StatusOK, &list)
+	if list.Total != ghosts+2 || fmt.Sprint(list.Users) != "[{alice 1} {bob 2} {g00000 1}]" {
+		t.Fatalf("GET /clients first page = %+v, want total %d and [alice bob g00000]", list, ghosts+2)
+	}
+	n[1].doJSON(t, http.MethodGet, "/clients?limit=3&offset=2501", "", http.StatusOK, &list)
+	if list.Total != ghosts+2 || fmt.Sprint(list.Users) != "[{g02499 1}]" {
+		t.Fatalf("GET /clients last page = %+v, want total %d and [g02499]", list, ghosts+2)
+	}
+	var bc struct{ Connections int }
+	n[1].doJSON(t, http.MethodPost, "/broadcast", `{"data":1}`, http.StatusOK, &bc)
+	if bc.Connections != ghosts+3 {
+		t.Fatalf("broadcast counted %d connections, want %d", bc.Connections, ghosts+3)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -19,37 +20,47 @@ const presenceMarker = "#"
 // presence hash is gone long before; the index entry only costs a lookup).
 const nodesRetention = time.Minute
 
-// presenceSrc reads the other nodes' presence in one round trip. It reads keys it computes
-// (one hash per node in the index), which standalone Redis allows and Redis Cluster does not.
-// KEYS[1] the node index. ARGV[1] the presence key prefix, ARGV[2] this node (skipped),
-// ARGV[3] mode: "holders" (ARGV[4] userId; returns the nodes holding it), "all" (returns
-// userId, count pairs, one pair per node holding the user) or "total" (the number of
-// connections).
+// presenceTotalField holds a node's connection count in its presence hash, so that a broadcast
+// counts every node's connections in O(nodes), whatever the number of users. Not a valid userId.
+const presenceTotalField = "#n"
+
+// presenceSrc reads the other nodes' presence in one round trip, with work bounded by the
+// number of nodes times the users asked about: never a whole presence hash. It reads keys it
+// computes (one hash per node in the index), which standalone Redis allows and Redis Cluster
+// does not. KEYS[1] the node index. ARGV[1] the presence key prefix, ARGV[2] this node
+// (skipped), ARGV[3] mode:
+//   - "holders", ARGV[4] a userId: the nodes holding it;
+//   - "many", ARGV[4..] userIds: a string of '0'/'1', one per user, '1' when a node holds it;
+//   - "total": the sum of the nodes' connection counts (their "#n" fields).
 const presenceSrc = `
-local out, total = {}, 0
 local mode = ARGV[3]
-for _, n in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  if n ~= ARGV[2] then
-    local key = ARGV[1] .. n
-    if mode == 'holders' then
-      if redis.call('HEXISTS', key, ARGV[4]) == 1 then out[#out+1] = n end
-    else
-      local kv = redis.call('HGETALL', key)
-      for i = 1, #kv, 2 do
-        if kv[i] ~= '#' then
-          if mode == 'all' then
-            out[#out+1] = kv[i]
-            out[#out+1] = kv[i+1]
-          else
-            total = total + tonumber(kv[i+1])
-          end
-        end
+local nodes = redis.call('ZRANGE', KEYS[1], 0, -1)
+if mode == 'holders' then
+  local out = {}
+  for _, n in ipairs(nodes) do
+    if n ~= ARGV[2] and redis.call('HEXISTS', ARGV[1] .. n, ARGV[4]) == 1 then out[#out+1] = n end
+  end
+  return out
+elseif mode == 'many' then
+  local online = {}
+  local users = {unpack(ARGV, 4)}
+  for _, n in ipairs(nodes) do
+    if n ~= ARGV[2] and #users > 0 then
+      local got = redis.call('HMGET', ARGV[1] .. n, unpack(users))
+      for i = 1, #users do
+        if got[i] then online[i] = true end
       end
     end
   end
+  local out = {}
+  for i = 1, #users do out[i] = online[i] and '1' or '0' end
+  return table.concat(out)
 end
-if mode == 'total' then return total end
-return out
+local total = 0
+for _, n in ipairs(nodes) do
+  if n ~= ARGV[2] then total = total + (tonumber(redis.call('HGET', ARGV[1] .. n, '#n')) or 0) end
+end
+return total
 `
 
 func (b *Broker) markPresenceStale() {
@@ -58,20 +69,19 @@ func (b *Broker) markPresenceStale() {
 	b.mu.Unlock()
 }
 
-// writePresence applies one flush's changes to this node's presence hash.
-func (b *Broker) writePresence(ctx context.Context, counts map[string]int, gone []string) error {
+// writePresence applies one flush's changes to this node's presence hash, with its new total.
+func (b *Broker) writePresence(ctx context.Context, counts map[string]int, gone []string, total int) error {
 	if len(counts) == 0 && len(gone) == 0 {
 		return nil
 	}
 	key := b.keys.Presence(b.node)
 	pipe := b.rdb.Pipeline()
-	if len(counts) > 0 {
-		args := make([]any, 0, 2*len(counts))
-		for u, n := range counts {
-			args = append(args, u, n)
-		}
-		pipe.HSet(ctx, key, args...)
+	args := make([]any, 0, 2+2*len(counts))
+	args = append(args, presenceTotalField, total)
+	for u, n := range counts {
+		args = append(args, u, n)
 	}
+	pipe.HSet(ctx, key, args...)
 	if len(gone) > 0 {
 		pipe.HDel(ctx, key, gone...)
 	}
@@ -87,11 +97,13 @@ func (b *Broker) rewritePresence(ctx context.Context, counts map[string]int) err
 	now := time.Now()
 	pipe := b.rdb.TxPipeline()
 	pipe.Del(ctx, key)
-	args := make([]any, 0, 2+2*len(counts))
-	args = append(args, presenceMarker, now.UnixMilli())
+	args := make([]any, 0, 4+2*len(counts))
+	total := 0
 	for u, n := range counts {
 		args = append(args, u, n)
+		total += n
 	}
+	args = append(args, presenceMarker, now.UnixMilli(), presenceTotalField, total)
 	pipe.HSet(ctx, key, args...)
 	pipe.PExpire(ctx, key, b.opts.PresenceTTL)
 	pipe.ZAdd(ctx, b.keys.Nodes(), goredis.Z{Score: float64(now.UnixMilli()), Member: b.node})
@@ -155,8 +167,13 @@ func (b *Broker) countsLocked() map[string]int {
 	return counts
 }
 
-func (b *Broker) runPresence(ctx context.Context, mode, userID string) *goredis.Cmd {
-	return b.presence.Run(ctx, b.rdb, []string{b.keys.Nodes()}, b.keys.PresencePrefix(), b.node, mode, userID)
+func (b *Broker) runPresence(ctx context.Context, mode string, users ...string) *goredis.Cmd {
+	args := make([]any, 0, 3+len(users))
+	args = append(args, b.keys.PresencePrefix(), b.node, mode)
+	for _, u := range users {
+		args = append(args, u)
+	}
+	return b.presence.Run(ctx, b.rdb, []string{b.keys.Nodes()}, args...)
 }
 
 // holders lists the other nodes whose presence holds the user.
@@ -168,28 +185,69 @@ func (b *Broker) holders(ctx context.Context, userID string) ([]string, error) {
 	return nodes, nil
 }
 
-// presenceAll sums the other nodes' presence per user.
-func (b *Broker) presenceAll(ctx context.Context) (map[string]int, error) {
-	kv, err := b.runPresence(ctx, "all", "").StringSlice()
-	if err != nil {
-		return nil, fmt.Errorf("read presence: %w", err)
-	}
-	out := make(map[string]int, len(kv)/2)
-	for i := 0; i+1 < len(kv); i += 2 {
-		n, err := strconv.Atoi(kv[i+1])
-		if err != nil {
-			continue
-		}
-		out[kv[i]] += n
-	}
-	return out, nil
-}
-
-// presenceTotal counts the other nodes' connections.
+// presenceTotal counts the other nodes' connections: one field per node.
 func (b *Broker) presenceTotal(ctx context.Context) (int, error) {
-	n, err := b.runPresence(ctx, "total", "").Int()
+	n, err := b.runPresence(ctx, "total").Int()
 	if err != nil {
 		return 0, fmt.Errorf("read presence: %w", err)
 	}
 	return n, nil
+}
+
+// presenceScanCount is the COUNT of one HSCAN of a presence hash: the most work one call asks
+// of Redis while listing users (about 0.3 ms for 1,000 fields).
+const presenceScanCount = 1000
+
+// presenceAll sums the other nodes' presence per user. It reads each node's hash with HSCAN,
+// presenceScanCount fields a call, so Redis never blocks for more than one page however many
+// users are online; the price is one round trip per page, and a listing that is not a snapshot
+// of one instant (a user who moves between nodes while it runs may be seen twice or not at all).
+func (b *Broker) presenceAll(ctx context.Context) (map[string]int, error) {
+	nodes, err := b.rdb.ZRange(ctx, b.keys.Nodes(), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read the node index: %w", err)
+	}
+	out := make(map[string]int)
+	for _, n := range nodes {
+		if n == b.node {
+			continue
+		}
+		key := b.keys.Presence(n)
+		var cursor uint64
+		for {
+			kv, next, err := b.rdb.HScan(ctx, key, cursor, "", presenceScanCount).Result()
+			if err != nil {
+				return nil, fmt.Errorf("read presence of node %s: %w", n, err)
+			}
+			for i := 0; i+1 < len(kv); i += 2 {
+				if strings.HasPrefix(kv[i], "#") {
+					continue
+				}
+				if c, err := strconv.Atoi(kv[i+1]); err == nil && c > 0 {
+					out[kv[i]] += c
+				}
+			}
+			if next == 0 {
+				break
+			}
+			cursor = next
+		}
+	}
+	return out, nil
+}
+
+// onlineElsewhere asks, in one round trip, which of users another node holds.
+func (b *Broker) onlineElsewhere(ctx context.Context, users []string) ([]bool, error) {
+	flags, err := b.runPresence(ctx, "many", users...).Text()
+	if err != nil {
+		return nil, fmt.Errorf("read presence of %d users: %w", len(users), err)
+	}
+	if len(flags) != len(users) {
+		return nil, fmt.Errorf("read presence of %d users: %d answers", len(users), len(flags))
+	}
+	out := make([]bool, len(users))
+	for i := range users {
+		out[i] = flags[i] == '1'
+	}
+	return out, nil
 }

@@ -55,6 +55,7 @@ func (b *Broker) Watch(ctx context.Context, userID string) error {
 		b.users[userID] = w
 	}
 	w.refs++
+	b.total++
 	b.dirty[userID] = struct{}{}
 	wt := &waiter{done: make(chan error, 1)}
 	b.waiters = append(b.waiters, wt)
@@ -88,6 +89,7 @@ func (b *Broker) Unwatch(userID string) {
 		return
 	}
 	w.refs--
+	b.total--
 	b.dirty[userID] = struct{}{}
 	b.mu.Unlock()
 	b.signal()
@@ -243,6 +245,7 @@ func (b *Broker) flush() {
 	clear(b.dirty)
 	waiters := b.waiters
 	b.waiters = nil
+	total := b.total
 	b.seq++
 	seq := b.seq
 	if len(waiters) > 0 {
@@ -253,7 +256,7 @@ func (b *Broker) flush() {
 
 	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
 	defer cancel()
-	if err := b.writePresence(ctx, counts, gone); err != nil {
+	if err := b.writePresence(ctx, counts, gone, total); err != nil {
 		b.markPresenceStale()
 		b.failFlush(seq, fmt.Errorf("presence: %w", err))
 	}
@@ -393,6 +396,11 @@ func (b *Broker) deliver(userID, payload string) {
 		b.log.Warn("redis broker: dropped a malformed live message (the store still has it)", "user", userID, "err", err)
 		return
 	}
+	b.mu.Lock()
+	if w := b.users[userID]; w != nil && id > w.lastLive {
+		w.lastLive = id
+	}
+	b.mu.Unlock()
 	b.hub.Deliver([]module.Message{{ID: id, UserID: userID, Data: []byte(data), CreatedAt: time.UnixMilli(created)}})
 }
 
@@ -433,10 +441,13 @@ func (b *Broker) onPong(gen uint64, payload string) {
 		b.everConnected = true
 		b.mu.Unlock()
 		if again {
-			// Messages published while this node was cut off never reach it by Pub/Sub; every
-			// connection reads them from the store.
-			b.log.Info("redis pub/sub restored; catching connections up from the store")
-			b.hub.CatchUp()
+			// Messages published while this node was cut off never reach it by Pub/Sub; the
+			// connections of users who missed some read them from the store.
+			b.wg.Add(1)
+			go func() {
+				defer b.wg.Done()
+				b.catchUp()
+			}()
 		} else {
 			b.log.Info("redis pub/sub connected")
 		}

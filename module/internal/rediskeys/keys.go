@@ -4,19 +4,25 @@
 //
 // Layout, with P the configured prefix (redis.keyPrefix) and U a userId:
 //
-//	P msgs:{U}       stream of U's messages; entry id "<msgid>-0", fields e (expiresAt ms), c (createdAt ms), d (data)
-//	P seq:{U}        counter: the last message id given to U (INCR); never expires, so ids never go back
-//	P cursor:{U}     delivered low-water mark: every id at or below it was written to a connection
-//	P delivered:{U}  zset of delivered ids above the cursor (out-of-order marks), score = id
+//	P u:{U}          list: one user's counter, queue cursor and messages, see UserList
+//	P epoch          the store's epoch (API.md "Protocol version 2"); made by the first script
+//	                 that finds it missing, so a prefix holding no data (a flushed Redis) gets a new one
+//	P floor          every id ever given to a user whose list was deleted is at or below it; a new
+//	                 list starts above it, so ids never go back for anyone
 //	P expiry         zset of userIds by the expiry of their oldest message, for the sweeper
-//	P presence:N     hash userId -> local connection count of node N, expires unless refreshed
+//	P idem:S:K       hash of one Idempotency-Key record (f fingerprint, r results, b body)
+//	P idemclaim:S:K  the claim of a request in progress (SET NX PX: a lease)
+//	P probe          the health write probe
+//	P presence:N     hash userId -> local connection count of node N, and "#n" its total
 //	P nodes          zset of node ids by last refresh (unix ms), to enumerate presence hashes
 //
 // Channels: P user:U (one user's live messages), P control (broadcast and requests to every
 // node), P node:N (replies to node N).
 //
-// The {U} hash tag keeps one user's keys in one slot. UserIds cannot contain braces, and every
-// key has a fixed part before the userId, so no two users' keys can collide.
+// One key per user: a key costs about 100 bytes of Redis memory before it holds anything, and a
+// stream about 4.7 KB (its first node is preallocated), so the whole state of a user is one list
+// (see User). UserIds cannot contain braces, and every key has a fixed part before the userId,
+// so no two users' keys can collide.
 //
 // Keys is a value type, safe for concurrent use.
 package rediskeys
@@ -38,17 +44,32 @@ func New(prefix string) Keys { return Keys{prefix: prefix} }
 // Prefix is the configured prefix.
 func (k Keys) Prefix() string { return k.prefix }
 
-// Stream is the key of U's message stream.
-func (k Keys) Stream(userID string) string { return k.prefix + "msgs:{" + userID + "}" }
+// User is the key of U's list. Element 0 is "<last id>,<cursor>": the newest id given to U
+// and the queue cursor (every id at or below it has left the unread queue). Then two elements per
+// stored message, oldest first, ids consecutive: its status "C,T[,D[,S[,A[,P]]]]" (created unix
+// ms, ttl ms, D "1" once out of the unread queue, then sent, acknowledged and pushed as ms after
+// C, empty for never; trailing empty fields omitted) and its data.
+func (k Keys) User(userID string) string { return k.prefix + "u:{" + userID + "}" }
 
-// Counter is the key of U's id counter.
-func (k Keys) Counter(userID string) string { return k.prefix + "seq:{" + userID + "}" }
+// Epoch is the key of the store's epoch.
+func (k Keys) Epoch() string { return k.prefix + "epoch" }
 
-// Cursor is the key of U's delivered low-water mark.
-func (k Keys) Cursor(userID string) string { return k.prefix + "cursor:{" + userID + "}" }
+// Floor is the key of the global id floor.
+func (k Keys) Floor() string { return k.prefix + "floor" }
 
-// Delivered is the key of U's delivered ids above the cursor.
-func (k Keys) Delivered(userID string) string { return k.prefix + "delivered:{" + userID + "}" }
+// Probe is the key the health probe writes.
+func (k Keys) Probe() string { return k.prefix + "probe" }
+
+// Idempotency is the key of the record of one Idempotency-Key in a scope. The scope's length
+// comes first, so no scope and key pair can name another's record.
+func (k Keys) Idempotency(scope, key string) string {
+	return k.prefix + "idem:" + strconv.Itoa(len(scope)) + ":" + scope + ":" + key
+}
+
+// IdempotencyClaim is the key of the in-progress claim of one Idempotency-Key in a scope.
+func (k Keys) IdempotencyClaim(scope, key string) string {
+	return k.prefix + "idemclaim:" + strconv.Itoa(len(scope)) + ":" + scope + ":" + key
+}
 
 // Expiry is the key of the sweeper's index.
 func (k Keys) Expiry() string { return k.prefix + "expiry" }
@@ -111,4 +132,14 @@ func DecodeLive(payload string) (id uint64, createdMs int64, data string, err er
 		return 0, 0, "", ErrBadLive
 	}
 	return id, createdMs, payload[j+1:], nil
+}
+
+// LastIDOfMeta reads the last id from a user list's meta element ("<last id>,<cursor>[,1]").
+func LastIDOfMeta(meta string) (uint64, bool) {
+	last, _, ok := strings.Cut(meta, ",")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(last, 10, 64)
+	return n, err == nil
 }

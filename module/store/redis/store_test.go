@@ -89,8 +89,8 @@ func TestIDsAreConsecutivePerUser(t *testing.T) {
 		if !slices.Equal(got[u], w) {
 			t.Errorf("ids of %s = %v, want %v", u, got[u], w)
 		}
-		if last, err := s.LastID(testCtx(t), u); err != nil || last != w[len(w)-1] {
-			t.Errorf("LastID(%s) = %d, %v; want %d", u, last, err, w[len(w)-1])
+		if h, err := s.Head(testCtx(t), u); err != nil || h.LastID != w[len(w)-1] {
+			t.Errorf("Head(%s) = %+v, %v; want last id %d", u, h, err, w[len(w)-1])
 		}
 	}
 	if !s.ConsecutiveIDs() {
@@ -98,58 +98,58 @@ func TestIDsAreConsecutivePerUser(t *testing.T) {
 	}
 }
 
-func TestIDsContinueAfterPurgeAndExpiry(t *testing.T) {
+// TestCounterGoesWithLastMessage: a user whose last message is purged or expired leaves no key
+// behind (its counter included), yet its ids keep increasing: the deleting script raised the
+// floor, a new list starts above it, and Head reports the floor meanwhile, so a client's since
+// from before stays valid (not above the newest id).
+func TestCounterGoesWithLastMessage(t *testing.T) {
 	rdb := redistest.Client(t)
 	prefix := redistest.Prefix(t, rdb)
 	s := openT(t, rdb, prefix, module.StoreOptions{SweepInterval: 10 * time.Millisecond}, false)
+	keys := rediskeys.New(prefix)
+	userKeys := func(u string) []string {
+		t.Helper()
+		found, err := rdb.Keys(testCtx(t), prefix+"*{"+u+"}*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return found
+	}
 	mustAppend(t, s, draft("u", "1"), draft("u", "2"), draft("u", "3"))
 	if n, err := s.Purge(testCtx(t), "u"); err != nil || n != 3 {
 		t.Fatalf("Purge = %d, %v; want 3", n, err)
 	}
-	keys := rediskeys.New(prefix)
-	if n, _ := rdb.Exists(testCtx(t), keys.Stream("u")).Result(); n != 0 {
-		t.Fatal("the stream survived Purge")
+	if k := userKeys("u"); len(k) != 0 {
+		t.Fatalf("keys of u after Purge: %v", k)
+	}
+	if h, err := s.Head(testCtx(t), "u"); err != nil || h.LastID != 3 {
+		t.Fatalf("Head after purge = %+v, %v; want last id 3 (the floor)", h, err)
 	}
 	if got := mustAppend(t, s, draft("u", "4")); got[0].ID != 4 {
 		t.Fatalf("id after purge = %d, want 4", got[0].ID)
 	}
-	// A short-lived message: the stream key expires with it (PEXPIRE of the longest ttl plus the
-	// grace for the sweeper), the sweeper removes it first, and the counter stays.
+
+	// A short-lived message: the sweeper removes it, with the user's key and index entry.
 	mustAppend(t, s, module.Draft{UserID: "v", Data: []byte(`"x"`), TTL: 20 * time.Millisecond})
-	pttl, err := rdb.PTTL(testCtx(t), keys.Stream("v")).Result()
-	if err != nil || pttl <= keyGrace || pttl > keyGrace+20*time.Millisecond {
-		t.Fatalf("PTTL of the stream = %v, %v; want (grace, grace+20ms]", pttl, err)
-	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		n, _ := rdb.Exists(testCtx(t), keys.Stream("v")).Result()
-		z, _ := rdb.ZScore(testCtx(t), keys.Expiry(), "v").Result()
-		if n == 0 && z == 0 {
+		_, zerr := rdb.ZScore(testCtx(t), keys.Expiry(), "v").Result()
+		if len(userKeys("v")) == 0 && zerr == goredis.Nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the expired user's stream or index entry is still there")
+			t.Fatalf("the expired user's keys %v or index entry (%v) are still there", userKeys("v"), zerr)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if ttl, _ := rdb.PTTL(testCtx(t), keys.Counter("v")).Result(); ttl != -1 {
-		t.Fatalf("counter PTTL = %v, want none (-1)", ttl)
+	// The floor is global: v started above u's purged ids (at 4), and after v's list went, v's
+	// next id is above it, and so is that of a user never seen before.
+	if got := mustAppend(t, s, draft("v", "2"), draft("new", "1")); got[0].ID != 5 || got[1].ID != 5 {
+		t.Fatalf("ids after expiry = %d, and %d for a new user; want 5 and 5 (above the floor 4)", got[0].ID, got[1].ID)
 	}
-	if got := mustAppend(t, s, draft("v", "2")); got[0].ID != 2 {
-		t.Fatalf("id after expiry = %d, want 2", got[0].ID)
-	}
-}
-
-// TestCounterLost: if the counter key disappears (eviction, manual DEL) while messages remain,
-// ids go on above them instead of restarting at 1.
-func TestCounterLost(t *testing.T) {
-	rdb := redistest.Client(t)
-	prefix := redistest.Prefix(t, rdb)
-	s := openT(t, rdb, prefix, module.StoreOptions{}, false)
-	mustAppend(t, s, draft("u", "1"), draft("u", "2"))
-	rdb.Del(testCtx(t), rediskeys.New(prefix).Counter("u"))
-	if got := mustAppend(t, s, draft("u", "3")); got[0].ID != 3 {
-		t.Fatalf("id after the counter was lost = %d, want 3", got[0].ID)
+	got, err := s.Backlog(testCtx(t), "v", module.BacklogQuery{})
+	if err != nil || !slices.Equal(ids(got), []uint64{5}) {
+		t.Fatalf("backlog of v = %v, %v", ids(got), err)
 	}
 }
 
@@ -270,13 +270,16 @@ func TestUnreachable(t *testing.T) {
 	if _, err := s.Append(ctx, []module.Draft{draft("u", "1")}); err == nil {
 		t.Fatal("Append succeeded without Redis")
 	}
-	if err := s.Ping(ctx); err == nil {
-		t.Fatal("Ping succeeded without Redis")
+	if err := s.Health(ctx); err == nil {
+		t.Fatal("Health succeeded without Redis")
+	}
+	if _, err := s.Head(ctx, "u"); err == nil {
+		t.Fatal("Head succeeded without Redis")
 	}
 	if _, err := s.Backlog(ctx, "u", module.BacklogQuery{}); err == nil {
 		t.Fatal("Backlog succeeded without Redis")
 	}
-	s.MarkDelivered("u", []uint64{1})
+	s.MarkWritten("u", []uint64{1}, true, time.Now())
 	if _, err := s.Backlog(ctx, "u", module.BacklogQuery{Pending: true}); err == nil {
 		t.Fatal("pending Backlog succeeded without Redis")
 	}
@@ -291,7 +294,7 @@ func TestScriptCacheFlushed(t *testing.T) {
 	if err := rdb.ScriptFlush(testCtx(t)).Err(); err != nil {
 		t.Fatal(err)
 	}
-	s.MarkDelivered("u", ids(a))
+	s.MarkWritten("u", ids(a), true, time.Now())
 	b := mustAppend(t, s, draft("u", "2"))
 	if b[0].ID != 2 {
 		t.Fatalf("id after flush = %d", b[0].ID)

@@ -50,8 +50,8 @@ func (s *Store) sweepOnce() (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	nowMs := s.now().UnixMilli()
-	users, err := s.rdb.ZRangeByScore(ctx, s.keys.Expiry(), &goredis.ZRangeBy{
-		Min: "-inf", Max: strconv.FormatInt(nowMs, 10), Count: sweepBatch,
+	users, err := s.rdb.ZRangeArgs(ctx, goredis.ZRangeArgs{
+		Key: s.keys.Expiry(), Start: "-inf", Stop: strconv.FormatInt(nowMs, 10), ByScore: true, Count: sweepBatch,
 	}).Result()
 	if err != nil || len(users) == 0 {
 		return 0, err
@@ -59,7 +59,7 @@ func (s *Store) sweepOnce() (int, error) {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*goredis.Cmd, len(users))
 	for i, u := range users {
-		keys := append(s.userKeys(u), s.keys.Expiry())
+		keys := []string{s.keys.User(u), s.keys.Expiry(), s.keys.Floor()}
 		cmds[i] = s.scripts.sweep.EvalSha(ctx, pipe, keys, nowMs, s.opts.MaxPerUser, u)
 	}
 	_, _ = pipe.Exec(ctx)

@@ -4,7 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -17,21 +18,21 @@ type opKind uint8
 const (
 	opAppend  opKind = iota + 1
 	opBarrier        // send the queued marks, nothing else
+	opProbe          // the health probe: a small write through the commit path
 )
 
 // op is one request to the writer; done is closed once it is committed or failed.
 type op struct {
 	kind   opKind
 	drafts []module.Draft
+	idem   *module.IdempotencyKey // AppendOnce: record the key in the same script
+	probe  int                    // opProbe: bytes to write
 
-	msgs []module.Message // opAppend result
-	err  error
-	done chan struct{}
+	msgs     []module.Message          // opAppend result
+	existing *module.IdempotencyRecord // AppendOnce: the record that was already there
+	err      error
+	done     chan struct{}
 }
-
-// keyGrace is how long a user's stream outlives its longest-lived message, so that a sweeper
-// counts the expired messages before Redis drops the key (which only happens when no node sweeps).
-const keyGrace = 30 * time.Second
 
 // maxBatchDrafts bounds one pipeline. Batches form by themselves: while one pipeline is on the
 // wire, new ops queue, and the next pipeline takes all of them.
@@ -49,7 +50,7 @@ func (s *Store) runWriter() {
 			// Close holds off new submits before quit is closed: what is queued now is all.
 			for {
 				batch = s.gather(batch)
-				if len(batch) == 0 && s.marksPending.Load() == 0 {
+				if len(batch) == 0 && s.marks.pending.Load() == 0 {
 					return
 				}
 				s.commit(batch)
@@ -78,92 +79,108 @@ func (s *Store) gather(batch []*op) []*op {
 	return batch
 }
 
-// appendCall is one Append's script call in a pipeline.
-type appendCall struct {
-	o    *op
-	keys []string
-	args []any
-	msgs []module.Message // ids filled from the reply
-	cmd  *goredis.Cmd
-}
-
-type markCall struct {
-	keys []string
-	args []any
-	cmd  *goredis.Cmd
+// call is one script call of a pipeline: an append, a probe or one user's marks.
+type call struct {
+	o      *op // nil for marks
+	script *goredis.Script
+	keys   []string
+	args   []any
+	msgs   []module.Message // append: ids filled from the reply
+	cmd    *goredis.Cmd
 }
 
 // commit sends the batch and the queued marks as one pipeline, hands the new messages to the
 // commit hook in the order Redis ran them, and answers every op.
 func (s *Store) commit(batch []*op) {
-	marks, nMarks := s.takeMarks()
+	byUser, nMarks := s.marks.take()
 	if len(batch) == 0 && nMarks == 0 {
 		return
 	}
-	defer s.marksPending.Add(-int64(nMarks))
+	defer s.marks.pending.Add(-int64(nMarks))
 	start := time.Now()
 	nowMs := s.now().UnixMilli()
-	var calls []*appendCall
+	var calls []*call
 	for _, o := range batch {
-		if o.kind == opAppend {
+		switch o.kind {
+		case opAppend:
 			calls = append(calls, s.appendCall(o, nowMs))
+		case opProbe:
+			payload := strconv.FormatInt(nowMs, 10) + strings.Repeat("-", o.probe)
+			calls = append(calls, &call{o: o, script: s.scripts.probe, keys: []string{s.keys.Probe()}, args: []any{payload}})
 		}
 	}
-	markCalls := s.markCalls(marks)
+	for _, m := range s.markCalls(byUser, nowMs) {
+		calls = append(calls, &call{script: s.scripts.mark, keys: m.keys, args: m.args})
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	var appended []module.Message
+	var commitErr error
+	failBytes := 0
+	committed := false
 	pending := calls
-	for attempt := 0; len(pending) > 0 || len(markCalls) > 0; attempt++ {
+	for attempt := 0; len(pending) > 0; attempt++ {
 		pipe := s.rdb.Pipeline()
 		for _, c := range pending {
-			c.cmd = s.scripts.append.EvalSha(ctx, pipe, c.keys, c.args...)
-		}
-		for _, m := range markCalls {
-			m.cmd = s.scripts.mark.EvalSha(ctx, pipe, m.keys, m.args...)
+			c.cmd = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
 		}
 		_, _ = pipe.Exec(ctx) // each command carries its own error
-		var noScript []*appendCall
+		var noScript []*call
 		for _, c := range pending {
 			err := c.cmd.Err()
 			if isNoScript(err) && attempt == 0 {
 				noScript = append(noScript, c) // not run: safe to send again
 				continue
 			}
-			if err == nil {
+			if c.o == nil {
+				if err != nil {
+					// A lost mark only means a message may be sent again as pending, or shows
+					// an older status.
+					s.log.Warn("redis store: status marks not saved", "err", err)
+				}
+				continue
+			}
+			if err == nil && c.o.kind == opAppend {
 				err = c.fill(s.opts.Metrics)
 			}
 			if err != nil {
 				c.o.err = fmt.Errorf("commit: %w", err)
+				commitErr = c.o.err
+				failBytes = max(failBytes, c.bytes())
 				continue
 			}
-			c.o.msgs = c.msgs
-			appended = append(appended, c.msgs...)
-		}
-		var markRetry []*markCall
-		for _, m := range markCalls {
-			if err := m.cmd.Err(); isNoScript(err) && attempt == 0 {
-				markRetry = append(markRetry, m)
-			} else if err != nil {
-				// A lost mark only means the message may be sent again as pending.
-				s.log.Warn("redis store: delivery marks not saved", "err", err)
+			committed = true
+			if c.o.kind == opAppend && c.o.existing == nil {
+				c.o.msgs = c.msgs
+				appended = append(appended, c.msgs...)
 			}
 		}
-		if len(noScript) == 0 && len(markRetry) == 0 {
+		if len(noScript) == 0 {
 			break
 		}
 		// Redis restarted or its script cache was flushed: load the scripts and send the
 		// commands that did not run. Redis ran the others first, and so does the hook.
-		if err := s.loadScripts(ctx); err != nil {
+		if err := s.loadScripts(ctx, noScript); err != nil {
 			for _, c := range noScript {
-				c.o.err = fmt.Errorf("commit: load scripts: %w", err)
+				if c.o != nil {
+					c.o.err = fmt.Errorf("commit: load scripts: %w", err)
+					commitErr = c.o.err
+					failBytes = max(failBytes, c.bytes())
+				}
 			}
 			break
 		}
-		pending, markCalls = noScript, markRetry
+		pending = noScript
 	}
 	s.opts.Metrics.StoreLatency.WithLabelValues("commit").Observe(time.Since(start).Seconds())
+	if commitErr != nil || committed {
+		// The last commit's outcome, for Health: a failure is remembered until a later commit
+		// (an append or a probe) succeeds. In a mixed batch a failure wins: something failed.
+		s.commitMu.Lock()
+		s.commitErr, s.failBytes = commitErr, failBytes
+		s.commitMu.Unlock()
+	}
 	if len(appended) > 0 && !s.publish {
 		s.opts.OnCommit(appended)
 	}
@@ -172,11 +189,30 @@ func (s *Store) commit(batch []*op) {
 	}
 }
 
-func (s *Store) loadScripts(ctx context.Context) error {
-	for _, sc := range []*goredis.Script{s.scripts.append, s.scripts.mark} {
-		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+// bytes is how much a call sends: what a probe must write to show that the same would pass.
+func (c *call) bytes() int {
+	n := 0
+	for _, a := range c.args {
+		switch v := a.(type) {
+		case []byte:
+			n += len(v)
+		case string:
+			n += len(v)
+		}
+	}
+	return n
+}
+
+func (s *Store) loadScripts(ctx context.Context, calls []*call) error {
+	loaded := map[*goredis.Script]bool{}
+	for _, c := range calls {
+		if loaded[c.script] {
+			continue
+		}
+		if err := c.script.Load(ctx, s.rdb).Err(); err != nil {
 			return err
 		}
+		loaded[c.script] = true
 	}
 	return nil
 }
@@ -185,9 +221,9 @@ func isNoScript(err error) bool { return err != nil && goredis.HasErrorPrefix(er
 
 // appendCall prepares one Append as one script call. Data shared by consecutive drafts (a
 // publish to many users) is sent once.
-func (s *Store) appendCall(o *op, nowMs int64) *appendCall {
-	c := &appendCall{o: o, msgs: make([]module.Message, len(o.drafts))}
-	c.keys = make([]string, 0, 4*len(o.drafts)+1)
+func (s *Store) appendCall(o *op, nowMs int64) *call {
+	c := &call{o: o, script: s.scripts.append, msgs: make([]module.Message, len(o.drafts))}
+	c.keys = make([]string, 0, len(o.drafts)+4)
 	var datas []any
 	per := make([]any, 0, 3*len(o.drafts))
 	created := time.UnixMilli(nowMs)
@@ -198,55 +234,85 @@ func (s *Store) appendCall(o *op, nowMs int64) *appendCall {
 			prev = d.Data
 		}
 		exp := module.ExpiresAt(created, d.TTL).UnixMilli()
-		c.keys = append(c.keys, s.userKeys(d.UserID)...)
-		per = append(per, len(datas), exp, d.UserID)
+		c.keys = append(c.keys, s.keys.User(d.UserID))
+		per = append(per, len(datas), exp-nowMs, d.UserID)
 		c.msgs[i] = module.Message{UserID: d.UserID, Data: d.Data, CreatedAt: created, ExpiresAt: time.UnixMilli(exp)}
 	}
-	c.keys = append(c.keys, s.keys.Expiry())
+	record := ""
+	if o.idem != nil {
+		record = s.keys.Idempotency(o.idem.Scope, o.idem.Key)
+	}
+	c.keys = append(c.keys, s.keys.Expiry(), s.keys.Epoch(), s.keys.Floor(), record)
 	channel := ""
 	if s.publish {
 		channel = s.keys.UserChannelPrefix()
 	}
-	c.args = make([]any, 0, 4+len(datas)+len(per))
-	c.args = append(c.args, nowMs, s.opts.MaxPerUser, channel, len(datas))
+	c.args = make([]any, 0, 7+len(datas)+len(per))
+	c.args = append(c.args, nowMs, s.opts.MaxPerUser, channel, newEpoch(), len(datas))
 	c.args = append(c.args, datas...)
 	c.args = append(c.args, per...)
-	c.args = append(c.args, keyGrace.Milliseconds())
+	if o.idem != nil {
+		c.args = append(c.args, o.idem.Fingerprint, max(o.idem.Window.Milliseconds(), 1))
+	}
 	return c
 }
 
-// fill takes the ids from the script's reply and counts what the trimming removed.
-func (c *appendCall) fill(m *module.Metrics) error {
-	res, err := c.cmd.Int64Slice()
+// fill takes the ids from the script's reply (or the idempotency record that was already
+// there) and counts what the trimming removed.
+func (c *call) fill(m *module.Metrics) error {
+	res, err := c.cmd.Slice()
 	if err != nil {
 		return err
 	}
-	if len(res) != len(c.msgs)+1 {
+	if len(res) == 0 {
+		return fmt.Errorf("append script returned nothing")
+	}
+	if kind, _ := res[0].(int64); kind == 2 {
+		rec, err := recordOf(res[1:])
+		if err != nil {
+			return err
+		}
+		c.o.existing = rec
+		return nil
+	}
+	if len(res) != len(c.msgs)+2 {
 		return fmt.Errorf("append script returned %d values for %d drafts", len(res), len(c.msgs))
 	}
 	for i := range c.msgs {
-		if res[i] <= 0 {
-			return fmt.Errorf("append script returned id %d", res[i])
+		id, _ := res[i+1].(int64)
+		if id <= 0 {
+			return fmt.Errorf("append script returned id %v", res[i+1])
 		}
-		c.msgs[i].ID = uint64(res[i])
+		c.msgs[i].ID = uint64(id)
 	}
-	if t := res[len(c.msgs)]; t > 0 {
+	if t, _ := res[len(res)-1].(int64); t > 0 {
 		m.Trimmed.Add(float64(t))
 	}
 	return nil
 }
 
-func (s *Store) markCalls(marks map[string][]uint64) []*markCall {
-	out := make([]*markCall, 0, len(marks))
-	for user, ids := range marks {
-		slices.Sort(ids)
-		ids = slices.Compact(ids)
-		args := make([]any, 0, len(ids)+1)
-		args = append(args, s.opts.MaxPerUser)
-		for _, id := range ids {
-			args = append(args, id)
-		}
-		out = append(out, &markCall{keys: s.userKeys(user), args: args})
+// recordOf reads an idempotency record from fingerprint, results and body (nil when absent).
+// Results are "user id" pairs separated by spaces (userIds hold no spaces).
+func recordOf(f []any) (*module.IdempotencyRecord, error) {
+	if len(f) != 3 {
+		return nil, fmt.Errorf("idempotency record of %d fields", len(f))
 	}
-	return out
+	fp, _ := f[0].(string)
+	results, _ := f[1].(string)
+	rec := &module.IdempotencyRecord{Fingerprint: fp}
+	words := strings.Fields(results)
+	if len(words)%2 != 0 {
+		return nil, fmt.Errorf("idempotency record results %q", results)
+	}
+	for i := 0; i < len(words); i += 2 {
+		id, err := strconv.ParseUint(words[i+1], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("idempotency record results %q: %w", results, err)
+		}
+		rec.Results = append(rec.Results, module.IdempotentResult{UserID: words[i], ID: id})
+	}
+	if body, ok := f[2].(string); ok {
+		rec.Body = []byte(body)
+	}
+	return rec, nil
 }
