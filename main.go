@@ -79,9 +79,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return exitConfig
 	}
 	log := newLogger(loaded.Config.Log, stderr)
-	for _, w := range loaded.Warnings {
-		log.Warn(w)
-	}
 	if err := server.Serve(ctx, loaded.Config, log, stdout); err != nil {
 		log.Error("pushlane stopped", "err", err)
 		return exitFailed

@@ -158,9 +158,6 @@ func TestRepoConfigEqualsDefault(t *testing.T) {
 	if res.File != repoConfig {
 		t.Errorf("File = %q, want %q", res.File, repoConfig)
 	}
-	if len(res.Warnings) != 0 {
-		t.Errorf("warnings for the shipped config.yaml: %v", res.Warnings)
-	}
 	if !reflect.DeepEqual(res.Config, config.Default()) {
 		t.Errorf("config.yaml loads as\n%+v\nbut the defaults are\n%+v", res.Config, config.Default())
 	}
@@ -347,17 +344,55 @@ func TestPartialFileKeepsDefaults(t *testing.T) {
 	}
 }
 
-func TestUnknownKeysWarn(t *testing.T) {
-	path := writeFile(t, "server:\n  adress: \":1\"\nwebsockets:\n  pingInterval: 1s\n")
-	res := mustLoad(t, path, noEnv)
-	joined := strings.Join(res.Warnings, "\n")
-	for _, k := range []string{"server.adress", "websockets.pinginterval"} {
-		if !strings.Contains(strings.ToLower(joined), k) {
-			t.Errorf("no warning about %s in %q", k, res.Warnings)
+// TestUnknownKeyIsAnError: a key the server does not know (a typo, most likely) stops start-up
+// naming it, with the closest known key as a hint.
+func TestUnknownKeyIsAnError(t *testing.T) {
+	cases := []struct{ file, key, hint string }{
+		{"websocket:\n  pingIntervall: 5s\n", "websocket.pingintervall", "websocket.pingInterval"},
+		{"websockets:\n  pingInterval: 1s\n", "websockets.pinginterval", "websocket.pingInterval"},
+		{"server:\n  adress: \":1\"\n", "server.adress", "server.addr"},
+		{"pingInterval: 1s\n", "pinginterval", "websocket.pingInterval"},
+		{"store:\n  maxperuser: 5\n  ttll: 1h\n", "store.ttll", "store.ttl"},
+		{"nothing:\n  likeIt: 1\n", "nothing.likeit", ""},
+	}
+	for _, tc := range cases {
+		_, err := config.Load(writeFile(t, tc.file), noEnv)
+		var ce *config.Error
+		if !errors.As(err, &ce) {
+			t.Errorf("file %q: error %v, want a *config.Error naming %s", tc.file, err, tc.key)
+			continue
+		}
+		if ce.Key != tc.key {
+			t.Errorf("file %q: Error.Key %q, want %q (%v)", tc.file, ce.Key, tc.key, err)
+		}
+		msg := err.Error()
+		if hint := "did you mean " + tc.hint + "?"; tc.hint != "" && !strings.Contains(msg, hint) {
+			t.Errorf("file %q: error %q lacks the hint %q", tc.file, msg, hint)
+		}
+		if tc.hint == "" && strings.Contains(msg, "did you mean") {
+			t.Errorf("file %q: error %q hints at a key that is nothing like it", tc.file, msg)
+		}
+		if strings.ContainsAny(msg, "\r\n") {
+			t.Errorf("error %q is not one line", msg)
 		}
 	}
-	if !reflect.DeepEqual(res.Config, config.Default()) {
-		t.Errorf("unknown keys changed the config: %+v", res.Config)
+	// Known keys in any letter case are not unknown (YAML keys are matched case-insensitively).
+	if _, err := config.Load(writeFile(t, "store:\n  maxperuser: 5\n"), noEnv); err != nil {
+		t.Errorf("a known key in lower case: %v", err)
+	}
+}
+
+// TestSeveralBadValuesNameTheFirstInTableOrder: with several bad keys the error always names the
+// same one, the first in the order of the configuration table.
+func TestSeveralBadValuesNameTheFirstInTableOrder(t *testing.T) {
+	path := writeYAML(t, "server.idleTimeout", "-1s", "server.readTimeout", "-1s",
+		"server.readHeaderTimeout", "-1s", "server.shutdownTimeout", "-1s")
+	for range 50 {
+		_, err := config.Load(path, noEnv)
+		var ce *config.Error
+		if !errors.As(err, &ce) || ce.Key != "server.shutdownTimeout" {
+			t.Fatalf("error %v, want one naming server.shutdownTimeout (the first of the table)", err)
+		}
 	}
 }
 

@@ -17,14 +17,18 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Server.Addr); err != nil {
 		return bad("server.addr", "must be host:port or :port, got %q", c.Server.Addr)
 	}
-	for key, d := range map[string]time.Duration{
-		"server.shutdownTimeout":   c.Server.ShutdownTimeout,
-		"server.readHeaderTimeout": c.Server.ReadHeaderTimeout,
-		"server.readTimeout":       c.Server.ReadTimeout,
-		"server.idleTimeout":       c.Server.IdleTimeout,
+	// In the order of the table, so that with several bad keys the same one is named each time.
+	for _, t := range []struct {
+		key string
+		d   time.Duration
+	}{
+		{"server.shutdownTimeout", c.Server.ShutdownTimeout},
+		{"server.readHeaderTimeout", c.Server.ReadHeaderTimeout},
+		{"server.readTimeout", c.Server.ReadTimeout},
+		{"server.idleTimeout", c.Server.IdleTimeout},
 	} {
-		if d < 0 {
-			return bad(key, "must not be negative, got %s", d)
+		if t.d < 0 {
+			return bad(t.key, "must not be negative, got %s", t.d)
 		}
 	}
 	if (c.Server.TLS.CertFile == "") != (c.Server.TLS.KeyFile == "") {
