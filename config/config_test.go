@@ -103,6 +103,7 @@ func TestDefaults(t *testing.T) {
 		{"redis.password", c.Redis.Password, ""},
 		{"redis.db", c.Redis.DB, 0},
 		{"redis.keyPrefix", c.Redis.KeyPrefix, "pushlane:"},
+		{"publish.idempotencyWindow", c.Publish.IdempotencyWindow, 24 * time.Hour},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
@@ -431,6 +432,11 @@ func TestBadValues(t *testing.T) {
 		{name: "bad listen address", env: map[string]string{"PUSH_SERVER_ADDR": "nope"}, key: "server.addr"},
 		{name: "bad origin", file: []string{"websocket.allowedOrigins", `["not an origin"]`}, key: "websocket.allowedOrigins"},
 		{name: "api keys not a list", file: []string{"auth.apiKeys", "{a: 1}"}, key: "auth.apiKeys"},
+		{name: "bad metrics address", env: map[string]string{"PUSH_SERVER_METRICSADDR": "9090"}, key: "server.metricsAddr"},
+		{name: "allowed host with a scheme", file: []string{"server.allowedHosts", `["https://push.example.com"]`}, key: "server.allowedHosts"},
+		{name: "allowed host with a port", env: map[string]string{"PUSH_SERVER_ALLOWEDHOSTS": "push.example.com:8080"}, key: "server.allowedHosts"},
+		{name: "zero idempotency window", file: []string{"publish.idempotencyWindow", "0s"}, key: "publish.idempotencyWindow"},
+		{name: "bad idempotency window", env: map[string]string{"PUSH_PUBLISH_IDEMPOTENCYWINDOW": "a day"}, key: "publish.idempotencyWindow"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -470,6 +476,8 @@ func TestValidValuesAccepted(t *testing.T) {
 		{"PUSH_WEBSOCKET_ALLOWEDORIGINS": "*"},
 		{"PUSH_SERVER_ADDR": "127.0.0.1:0"},
 		{"PUSH_STORE_DRIVER": "memory", "PUSH_STORE_PATH": ""},
+		{"PUSH_SERVER_METRICSADDR": "127.0.0.1:9090", "PUSH_SERVER_ALLOWEDHOSTS": "push.example.com,localhost"},
+		{"PUSH_PUBLISH_IDEMPOTENCYWINDOW": "1h30m"},
 	}
 	for _, env := range cases {
 		if _, err := config.Load(writeFile(t, ""), envMap(env)); err != nil {

@@ -47,6 +47,17 @@ func (c Config) Validate() error {
 		}
 	}
 
+	if c.Server.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.Server.MetricsAddr); err != nil {
+			return bad("server.metricsAddr", "must be empty (metrics on server.addr) or host:port, got %q", c.Server.MetricsAddr)
+		}
+	}
+	for _, h := range c.Server.AllowedHosts {
+		if !validHostName(h) {
+			return bad("server.allowedHosts", "%q is not a host name (letters, digits, '-' and '.', no scheme or port)", h)
+		}
+	}
+
 	ws := c.WebSocket
 	if ws.PingInterval <= 0 {
 		return bad("websocket.pingInterval", "must be greater than 0, got %s", ws.PingInterval)
@@ -84,6 +95,10 @@ func (c Config) Validate() error {
 	}
 	if c.Limits.PublishBurst < 1 {
 		return bad("limits.publishBurst", "must be at least 1, got %d", c.Limits.PublishBurst)
+	}
+
+	if c.Publish.IdempotencyWindow <= 0 {
+		return bad("publish.idempotencyWindow", "must be greater than 0, got %s", c.Publish.IdempotencyWindow)
 	}
 
 	switch c.Store.Driver {
@@ -130,4 +145,24 @@ func (c Config) Validate() error {
 		return bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
 	}
 	return nil
+}
+
+// validHostName accepts a DNS name as a Host header carries it, without port: labels of
+// letters, digits and '-', separated by dots.
+func validHostName(h string) bool {
+	if h == "" || len(h) > 253 || strings.HasPrefix(h, ".") || strings.HasSuffix(h, ".") {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
