@@ -80,6 +80,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	log := newLogger(loaded.Config.Log, stderr)
 	if err := server.Serve(ctx, loaded.Config, log, stdout); err != nil {
+		// A value that only fails when used (a store.path that cannot be written) is a
+		// configuration error too: one line naming the key, exit 2.
+		var cfgErr *config.Error
+		if errors.As(err, &cfgErr) {
+			fmt.Fprintln(stderr, cfgErr)
+			return exitConfig
+		}
 		log.Error("pushlane stopped", "err", err)
 		return exitFailed
 	}
