@@ -152,7 +152,7 @@ func TestAPIKeysGuardPublishAndOpsRoutes(t *testing.T) {
 	if err := conn.ReadJSON(&f); err == nil {
 		t.Fatalf("a refused publish was stored: got a second message %v", f)
 	}
-	// Health and metrics stay open for probes.
+	// Health stays open for probes.
 	if st, _ := n.do(t, "GET", "/healthz", "", nil); st != http.StatusOK {
 		t.Errorf("healthz: %d", st)
 	}
