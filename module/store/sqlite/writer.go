@@ -159,10 +159,10 @@ func (w *writer) commit(batch []*op) {
 	}
 	if len(appended) > 0 {
 		w.nextID = appended[len(appended)-1].ID
-		// Deliver before publishing the new last id: a subscriber that reads LastID >= an id
-		// then knows that id went to the hub before it registered (its floor depends on it).
-		s.opts.OnCommit(appended)
+		// Publish the new last id before delivering: a subscriber that registers while the hook
+		// runs must read a last id that covers what the hook is delivering, or its floor skips it.
 		s.lastCommitted.Store(w.nextID)
+		s.opts.OnCommit(appended)
 	}
 	for _, o := range batch {
 		close(o.done)

@@ -53,16 +53,33 @@ func Run(t *testing.T, open func(t *testing.T, opts module.StoreOptions) module.
 		{"BacklogPending", testBacklogPending},
 		{"BacklogPendingAndSince", testBacklogPendingAndSince},
 		{"BacklogAfterPaging", testBacklogAfterPaging},
-		{"MarkDelivered", testMarkDelivered},
+		{"BacklogMaxBytes", testBacklogMaxBytes},
+		{"StatusTransitions", testStatusTransitions},
+		{"StatusNotFound", testStatusNotFound},
+		{"MarksConcurrent", testMarksConcurrent},
+		{"MarkPushed", testMarkPushed},
+		{"IdempotencyFlow", testIdempotencyFlow},
+		{"IdempotencyAppendOnceTwice", testIdempotencyAppendOnceTwice},
+		{"IdempotencyAbandon", testIdempotencyAbandon},
+		{"IdempotencyExpiry", testIdempotencyExpiry},
+		{"IdempotencyScopes", testIdempotencyScopes},
+		{"IdempotencyConcurrentBegin", testIdempotencyConcurrentBegin},
+		{"IdempotencyManyUsers", testIdempotencyManyUsers},
+		{"MarkWritten", testMarkWritten},
 		{"TTLExpiry", testTTLExpiry},
 		{"SweepRemovesExpired", testSweepRemovesExpired},
+		{"ExpiryCountsOnlyExpired", testExpiryCountsOnlyExpired},
 		{"MaxPerUser", testMaxPerUser},
 		{"MaxPerUserBatch", testMaxPerUserBatch},
 		{"Stats", testStats},
 		{"Purge", testPurge},
-		{"LastID", testLastID},
-		{"LastIDConcurrent", testLastIDConcurrent},
-		{"Ping", testPing},
+		{"HeadLastID", testLastID},
+		{"HeadLastIDConcurrent", testLastIDConcurrent},
+		{"HeadCoversOnCommit", testHeadCoversOnCommit},
+		{"HeadPerUser", testHeadPerUser},
+		{"HeadNeverGoesDown", testHeadNeverGoesDown},
+		{"Epoch", testEpoch},
+		{"Health", testHealth},
 		{"Close", testClose},
 		{"CloseWhileAppending", testCloseWhileAppending},
 		{"ConcurrentReadersAndMarkers", testConcurrentMixed},
@@ -146,11 +163,19 @@ type env struct {
 	ctx     context.Context
 }
 
-// openEnv opens a store with opts, a recorder as OnCommit and fresh metrics.
+// openEnv opens a store with opts, a recorder as OnCommit and fresh metrics. An OnCommit in opts
+// is called after the recorder, with the same messages.
 func openEnv(t *testing.T, open Opener, opts module.StoreOptions) *env {
 	t.Helper()
 	rec := newRecorder()
-	opts.OnCommit = rec.hook
+	if extra := opts.OnCommit; extra != nil {
+		opts.OnCommit = func(msgs []module.Message) {
+			rec.hook(msgs)
+			extra(msgs)
+		}
+	} else {
+		opts.OnCommit = rec.hook
+	}
 	opts.Metrics = module.NewMetrics(nil)
 	s := open(t, opts)
 	if s == nil {
@@ -732,7 +757,7 @@ func testBacklogAfterPaging(t *testing.T, open Opener) {
 	e.expectBacklog("u", module.BacklogQuery{After: msgs[24].ID}, nil)
 }
 
-func testMarkDelivered(t *testing.T, open Opener) {
+func testMarkWritten(t *testing.T, open Opener) {
 	e := openEnv(t, open, module.StoreOptions{})
 	msgs := e.appendN("u", 5)
 	other := e.appendN("v", 2)
@@ -859,6 +884,34 @@ func testSweepRemovesExpired(t *testing.T, open Opener) {
 	e.expectStats("u", module.UserStats{Stored: 1, Pending: 1})
 }
 
+// testExpiryCountsOnlyExpired: the expired counter counts messages removed because their ttl
+// passed, not the ones trimmed or purged before it did. All of them expire at the same instant
+// (one Append), so one sweep step sees them together.
+func testExpiryCountsOnlyExpired(t *testing.T, open Opener) {
+	e := openEnv(t, open, module.StoreOptions{SweepInterval: 10 * time.Millisecond, MaxPerUser: 2})
+	const short = 30 * time.Millisecond
+	var drafts []module.Draft
+	for _, user := range []string{"t", "t", "t", "t", "t", "p", "p", "k"} {
+		drafts = append(drafts, module.Draft{UserID: user, Data: []byte(`1`), TTL: short})
+	}
+	e.append(drafts...) // t: 3 trimmed, 2 kept
+	if n := e.purge("p"); n != 2 {
+		t.Fatalf("Purge(p) = %d, want 2", n)
+	}
+	keep := e.append(draft("k", `"keep"`))
+	waitFor(t, 10*time.Second, "the sweeper to remove the expired messages", func() bool {
+		return counterValue(e.metrics.Expired) >= 3
+	})
+	if v := counterValue(e.metrics.Expired); v != 3 {
+		t.Fatalf("expired counter = %v, want 3 (2 of t, 1 of k; trimmed and purged ones are not expired)", v)
+	}
+	if v := counterValue(e.metrics.Trimmed); v != 3 {
+		t.Fatalf("trimmed counter = %v, want 3", v)
+	}
+	e.expectBacklog("k", module.BacklogQuery{}, keep)
+	e.expectBacklog("t", module.BacklogQuery{}, nil)
+}
+
 func testMaxPerUser(t *testing.T, open Opener) {
 	e := openEnv(t, open, module.StoreOptions{MaxPerUser: 3})
 	a := e.appendN("a", 2)
@@ -899,7 +952,7 @@ func testMaxPerUserBatch(t *testing.T, open Opener) {
 	e.expectStats("e", module.UserStats{Stored: 3, Pending: 3})
 }
 
-// ---- Stats, Purge, LastID, Ping, Close ----
+// ---- Stats, Purge, Head, Health, Close ----
 
 func testStats(t *testing.T, open Opener) {
 	e := openEnv(t, open, module.StoreOptions{})
@@ -1007,14 +1060,14 @@ func testLastIDConcurrent(t *testing.T, open Opener) {
 	}
 }
 
-func testPing(t *testing.T, open Opener) {
+func testHealth(t *testing.T, open Opener) {
 	e := openEnv(t, open, module.StoreOptions{})
 	if err := e.s.Health(e.ctx); err != nil {
-		t.Fatalf("Ping: %v", err)
+		t.Fatalf("Health of a new store: %v", err)
 	}
 	e.appendN("u", 1)
 	if err := e.s.Health(e.ctx); err != nil {
-		t.Fatalf("Ping after append: %v", err)
+		t.Fatalf("Health after append: %v", err)
 	}
 }
 
@@ -1032,13 +1085,26 @@ func testClose(t *testing.T, open Opener) {
 		t.Fatalf("Append after Close: %v, want an error wrapping ErrClosed", err)
 	}
 	if err := e.s.Health(ctx); !errors.Is(err, module.ErrClosed) {
-		t.Fatalf("Ping after Close: %v, want ErrClosed", err)
+		t.Fatalf("Health after Close: %v, want ErrClosed", err)
+	}
+	k := idemKey("s", "after-close", "fp")
+	if _, _, err := e.s.AppendOnce(ctx, k, []module.Draft{draft("u", "1")}); !errors.Is(err, module.ErrClosed) {
+		t.Fatalf("AppendOnce after Close: %v, want an error wrapping ErrClosed", err)
+	}
+	if _, _, err := e.s.Begin(ctx, k); err == nil {
+		t.Fatal("Begin after Close: no error")
+	}
+	if _, err := e.s.Status(ctx, "u", msgs[0].ID); err == nil {
+		t.Fatal("Status after Close: no error")
+	}
+	if _, err := e.s.Statuses(ctx, "u", 0, 10); err == nil {
+		t.Fatal("Statuses after Close: no error")
 	}
 	if _, err := e.s.Purge(ctx, "u"); !errors.Is(err, module.ErrClosed) {
 		t.Fatalf("Purge after Close: %v, want ErrClosed", err)
 	}
 	if _, err := lastOf(ctx, e.s, "u"); !errors.Is(err, module.ErrClosed) {
-		t.Fatalf("LastID after Close: %v, want ErrClosed", err)
+		t.Fatalf("Head after Close: %v, want ErrClosed", err)
 	}
 	for _, q := range []module.BacklogQuery{{}, {Pending: true}} {
 		if _, err := e.s.Backlog(ctx, "u", q); err == nil {
@@ -1049,8 +1115,11 @@ func testClose(t *testing.T, open Opener) {
 		t.Fatal("Stats after Close: no error")
 	}
 	e.s.MarkWritten("u", ids(msgs), true, time.Now()) // must not panic or block
+	e.s.MarkWritten("u", ids(msgs), false, time.Now())
+	e.s.Ack("u", ids(msgs), time.Now())
+	e.s.Abandon(k)
 	if _, err := e.s.Stats(ctx, "u"); err == nil {
-		t.Fatal("Stats after Close and MarkDelivered: no error")
+		t.Fatal("Stats after Close and marks: no error")
 	}
 	if err := e.s.Close(); err != nil {
 		t.Fatalf("third Close: %v", err)
