@@ -150,8 +150,8 @@ func TestMetricsNeedTheAPIKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if status != http.StatusUnauthorized {
-		t.Fatalf("GET /metrics without the key: %d, want 401", status)
+	if status != http.StatusUnauthorized || bytes.Contains(b, []byte("pushlane_")) {
+		t.Fatalf("GET /metrics without the key: %d %.100s, want 401", status, b)
 	}
 	status, b, _, err = e.do(http.MethodGet, "/metrics", nil, http.Header{"Authorization": {"Bearer metrics-key"}})
 	if err != nil {

@@ -278,15 +278,12 @@ func (c *client) expect(ids ...uint64) []frame {
 func (c *client) expectClose(code int) {
 	c.t.Helper()
 	_ = c.conn.SetReadDeadline(time.Now().Add(readTimeout))
-	for {
-		_, b, err := c.conn.ReadMessage()
-		if err == nil {
-			c.t.Fatalf("%s on %s: got %s, want close %d", c.user, c.node.name, b, code)
-		}
-		if !websocket.IsCloseError(err, code) {
-			c.t.Fatalf("%s on %s: %v, want close %d", c.user, c.node.name, err, code)
-		}
-		return
+	_, b, err := c.conn.ReadMessage()
+	if err == nil {
+		c.t.Fatalf("%s on %s: got %s, want close %d", c.user, c.node.name, b, code)
+	}
+	if !websocket.IsCloseError(err, code) {
+		c.t.Fatalf("%s on %s: %v, want close %d", c.user, c.node.name, err, code)
 	}
 }
 

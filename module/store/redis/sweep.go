@@ -50,8 +50,8 @@ func (s *Store) sweepOnce() (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	nowMs := s.now().UnixMilli()
-	users, err := s.rdb.ZRangeByScore(ctx, s.keys.Expiry(), &goredis.ZRangeBy{
-		Min: "-inf", Max: strconv.FormatInt(nowMs, 10), Count: sweepBatch,
+	users, err := s.rdb.ZRangeArgs(ctx, goredis.ZRangeArgs{
+		Key: s.keys.Expiry(), Start: "-inf", Stop: strconv.FormatInt(nowMs, 10), ByScore: true, Count: sweepBatch,
 	}).Result()
 	if err != nil || len(users) == 0 {
 		return 0, err
