@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -166,7 +167,40 @@ func TestMessageStatus(t *testing.T) {
 		if status, _, b := e.getStatus(path, key); status != http.StatusNotFound {
 			t.Fatalf("GET %s after a purge: %d %s, want 404", path, status, b)
 		}
+
+		// Lookups are counted by what they found (the polls above make pending, sent and acked
+		// at least one each).
+		metric := func(result string) float64 {
+			status, b, _, err := e.do(http.MethodGet, "/metrics", nil, http.Header{"Authorization": {"Bearer " + key}})
+			if err != nil || status != http.StatusOK {
+				t.Fatalf("GET /metrics: %d %v", status, err)
+			}
+			return sampleValue(t, b, `pushlane_status_lookups_total{result="`+result+`"}`)
+		}
+		if n := metric("not_found"); n != 3 {
+			t.Errorf("not_found lookups = %v, want 3", n)
+		}
+		for _, r := range []string{"pending", "sent", "acked"} {
+			if n := metric(r); n < 1 {
+				t.Errorf("%s lookups = %v, want at least 1", r, n)
+			}
+		}
 	})
+}
+
+// sampleValue finds one sample line of a Prometheus text page (0 when absent).
+func sampleValue(t *testing.T, page []byte, sample string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(string(page), "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("metric line %q: %v", line, err)
+			}
+			return f
+		}
+	}
+	return 0
 }
 
 // TestMessageList: GET /messages/:userId lists the stored messages above since, oldest first,

@@ -149,10 +149,12 @@ func (s *Service) MessageStatus(ctx context.Context, userID string, id uint64) (
 	m, err := s.store.Status(ctx, userID, id)
 	switch {
 	case errors.Is(err, ErrNotFound):
+		s.metrics.StatusLookups.WithLabelValues("not_found").Inc()
 		return MessageStatus{}, ErrNotFound
 	case err != nil:
 		return MessageStatus{}, fmt.Errorf("%w: store status: %w", ErrUnavailable, err)
 	}
+	s.metrics.StatusLookups.WithLabelValues(m.Status()).Inc()
 	return m, nil
 }
 
