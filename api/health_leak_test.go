@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -23,19 +22,10 @@ func TestHealthzDoesNotShowTheRedisAddress(t *testing.T) {
 	})
 	health := func(key string) (int, string, map[string]string) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, n.srv.URL+"/healthz", nil)
-		if key != "" {
-			req.Header.Set("Authorization", "Bearer "+key)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
+		status, raw := n.send(t, http.MethodGet, "/healthz", key, nil)
 		var m map[string]string
 		_ = json.Unmarshal(raw, &m)
-		return resp.StatusCode, string(raw), m
+		return status, string(raw), m
 	}
 	status, raw, body := health("")
 	if status != http.StatusServiceUnavailable || body["store"] != "unavailable" || body["broker"] != "unavailable" || strings.Contains(raw, dead) {

@@ -82,6 +82,20 @@ func (n *secNode) dial(t *testing.T, q url.Values, header http.Header) (*websock
 
 func (n *secNode) do(t *testing.T, method, path, key string, body any) (int, map[string]any) {
 	t.Helper()
+	status, raw := n.send(t, method, path, key, body)
+	var out map[string]any
+	_ = json.Unmarshal(raw, &out)
+	if status >= 400 {
+		if s, _ := out["error"].(string); s == "" {
+			t.Fatalf("%s %s -> %d without a JSON error", method, path, status)
+		}
+	}
+	return status, out
+}
+
+// send is do without looking at the answer: the status and the raw body.
+func (n *secNode) send(t *testing.T, method, path, key string, body any) (int, []byte) {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -96,14 +110,11 @@ func (n *secNode) do(t *testing.T, method, path, key string, body any) (int, map
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var out map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&out)
-	if resp.StatusCode >= 400 {
-		if s, _ := out["error"].(string); s == "" {
-			t.Fatalf("%s %s -> %d without a JSON error", method, path, resp.StatusCode)
-		}
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return resp.StatusCode, out
+	return resp.StatusCode, raw
 }
 
 func token(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
