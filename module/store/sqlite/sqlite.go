@@ -1,6 +1,6 @@
 // Package sqlite is the embedded durable message store: one SQLite file in WAL mode, written by a
-// single goroutine that groups concurrent appends into one transaction (group commit), so a burst
-// of publishes costs one fsync, not one per message.
+// single goroutine that groups concurrent appends, marks and acknowledgements into one
+// transaction (group commit), so a burst of publishes costs one fsync, not one per message.
 package sqlite
 
 import (
@@ -20,24 +20,6 @@ import (
 	"pushlane/module"
 )
 
-const schema = `
-CREATE TABLE IF NOT EXISTS messages (
-	id           INTEGER PRIMARY KEY, -- one counter for all users, so increasing per user too
-	user_id      TEXT    NOT NULL,
-	data         BLOB    NOT NULL,    -- compact JSON as published
-	created_at   INTEGER NOT NULL,    -- unix milliseconds
-	expires_at   INTEGER NOT NULL,    -- unix milliseconds
-	delivered_at INTEGER,             -- first write to a connection; NULL = pending
-	acked_at     INTEGER              -- reserved for delivery receipts
-);
-CREATE INDEX IF NOT EXISTS messages_by_user ON messages(user_id, id);
-CREATE INDEX IF NOT EXISTS messages_by_expiry ON messages(expires_at);
-CREATE TABLE IF NOT EXISTS meta (
-	key   TEXT PRIMARY KEY,
-	value INTEGER NOT NULL
-);
-`
-
 // Store is the SQLite implementation of module.Store. Safe for concurrent use: every write goes
 // through the writer goroutine (one connection), reads use a separate pool (WAL lets them run
 // beside the writer).
@@ -46,29 +28,20 @@ type Store struct {
 	write *sql.DB
 	read  *sql.DB
 	now   func() time.Time
+	epoch string
 
 	ops        chan *op
 	quit       chan struct{}
 	quitOnce   sync.Once
 	writerDone chan struct{}
 
-	marksMu      sync.Mutex
-	marks        []mark
-	marksPending atomic.Int64 // marks not yet committed: reads of the pending queue wait for them
+	marks  markQueue
+	claims claims
+	health health
 
-	lastCommitted atomic.Uint64
-	closed        atomic.Bool
-	submitMu      sync.RWMutex // held shared while sending to ops; Close takes it to stop senders
+	closed   atomic.Bool
+	submitMu sync.RWMutex // held shared while sending to ops; Close takes it to stop senders
 }
-
-type mark struct {
-	id uint64
-	at int64
-}
-
-// maxQueuedMarks bounds memory if the disk stalls; a dropped mark only means a message may be
-// sent again as pending (at-least-once), never that one is lost.
-const maxQueuedMarks = 1 << 20
 
 // Sync says when a commit reaches the disk.
 type Sync string
@@ -89,7 +62,8 @@ type settings struct{ sync Sync }
 // WithSync sets when commits reach the disk (SyncFull when not given).
 func WithSync(s Sync) Option { return func(o *settings) { o.sync = s } }
 
-// Open opens (creating it and its folder when absent) the database at path and starts the writer.
+// Open opens (creating it and its folder when absent) the database at path, brings a file of an
+// earlier version to the current schema, and starts the writer.
 func Open(path string, opts module.StoreOptions, options ...Option) (*Store, error) {
 	opts.Fill()
 	set := settings{sync: SyncFull}
@@ -127,64 +101,79 @@ func Open(path string, opts module.StoreOptions, options ...Option) (*Store, err
 	write.SetMaxOpenConns(1)
 	write.SetMaxIdleConns(1)
 	write.SetConnMaxLifetime(0)
-	if _, err := write.Exec(schema); err != nil {
-		write.Close()
-		return nil, fmt.Errorf("sqlite store: create schema in %s: %w", path, err)
-	}
-	read, err := sql.Open("sqlite", dsn("&_pragma=query_only(1)"))
-	if err != nil {
-		write.Close()
-		return nil, fmt.Errorf("sqlite store: open %s for reading: %w", path, err)
-	}
-	read.SetMaxOpenConns(4)
-	read.SetMaxIdleConns(4)
 	s := &Store{
 		opts:       opts,
 		write:      write,
-		read:       read,
 		now:        time.Now,
 		ops:        make(chan *op, 4096),
 		quit:       make(chan struct{}),
 		writerDone: make(chan struct{}),
+		marks:      markQueue{limit: maxQueuedMarks},
+		claims:     claims{held: make(map[idemID]struct{})},
 	}
-	last, err := s.loadLastID()
-	if err == nil {
-		s.lastCommitted.Store(last)
-		var w *writer
-		if w, err = newWriter(s, last); err == nil {
-			go w.run()
-			return s, nil
+	fail := func(err error) (*Store, error) {
+		write.Close()
+		if s.read != nil {
+			s.read.Close()
 		}
+		return nil, fmt.Errorf("sqlite store %s: %w", path, err)
 	}
-	write.Close()
-	read.Close()
-	return nil, err
+	if err := migrate(write); err != nil {
+		return fail(fmt.Errorf("create or migrate the schema: %w", err))
+	}
+	if s.epoch, err = loadEpoch(write); err != nil {
+		return fail(err)
+	}
+	if s.read, err = sql.Open("sqlite", dsn("&_pragma=query_only(1)")); err != nil {
+		return fail(fmt.Errorf("open for reading: %w", err))
+	}
+	s.read.SetMaxOpenConns(4)
+	s.read.SetMaxIdleConns(4)
+	last, err := loadLastID(write)
+	if err != nil {
+		return fail(err)
+	}
+	w, err := newWriter(s, last)
+	if err != nil {
+		return fail(err)
+	}
+	go w.run()
+	return s, nil
 }
 
-func (s *Store) loadLastID() (uint64, error) {
-	var fromMeta, fromRows int64
-	err := s.write.QueryRow(`SELECT COALESCE((SELECT value FROM meta WHERE key = 'last_id'), 0),
-		COALESCE((SELECT MAX(id) FROM messages), 0)`).Scan(&fromMeta, &fromRows)
+// loadLastID is the id counter: the greatest id stored or saved.
+func loadLastID(db *sql.DB) (uint64, error) {
+	var last int64
+	err := db.QueryRow(`SELECT MAX(
+		COALESCE((SELECT value FROM meta WHERE key = 'last_id'), 0),
+		COALESCE((SELECT MAX(id) FROM messages), 0),
+		COALESCE((SELECT MAX(last_id) FROM user_heads), 0))`).Scan(&last)
 	if err != nil {
-		return 0, fmt.Errorf("sqlite store: read last id: %w", err)
+		return 0, fmt.Errorf("read last id: %w", err)
 	}
-	return uint64(max(fromMeta, fromRows)), nil
+	return uint64(last), nil
+}
+
+// enqueue hands an op to the writer without waiting for it.
+func (s *Store) enqueue(ctx context.Context, o *op) error {
+	s.submitMu.RLock()
+	defer s.submitMu.RUnlock()
+	if s.closed.Load() {
+		return module.ErrClosed
+	}
+	select {
+	case s.ops <- o:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // submit hands an op to the writer and waits for its commit. The wait does not end with ctx:
 // once queued an op is committed or failed by the writer, and the caller must know which.
 func (s *Store) submit(ctx context.Context, o *op) error {
-	s.submitMu.RLock()
-	if s.closed.Load() {
-		s.submitMu.RUnlock()
-		return module.ErrClosed
-	}
-	select {
-	case s.ops <- o:
-		s.submitMu.RUnlock()
-	case <-ctx.Done():
-		s.submitMu.RUnlock()
-		return ctx.Err()
+	if err := s.enqueue(ctx, o); err != nil {
+		return err
 	}
 	<-o.done
 	return o.err
@@ -199,7 +188,7 @@ func (s *Store) Append(ctx context.Context, drafts []module.Draft) ([]module.Mes
 	return o.msgs, nil
 }
 
-// Purge implements module.Store.
+// Purge implements module.Store. The user's newest id is kept for Head.
 func (s *Store) Purge(ctx context.Context, userID string) (int, error) {
 	o := &op{kind: opPurge, userID: userID, done: make(chan struct{})}
 	if err := s.submit(ctx, o); err != nil {
@@ -208,107 +197,12 @@ func (s *Store) Purge(ctx context.Context, userID string) (int, error) {
 	return o.n, nil
 }
 
-// flushMarks waits until every mark made so far is committed.
-func (s *Store) flushMarks(ctx context.Context) error {
-	if s.marksPending.Load() == 0 {
-		return nil
-	}
-	return s.submit(ctx, &op{kind: opBarrier, done: make(chan struct{})})
-}
-
-// MarkDelivered implements module.Store: the marks are committed by the writer with its next batch.
-func (s *Store) MarkDelivered(_ string, ids []uint64) {
+// Epoch implements module.Store: created with the file, kept in it.
+func (s *Store) Epoch(context.Context) (string, error) {
 	if s.closed.Load() {
-		return
+		return "", fmt.Errorf("sqlite store epoch: %w", module.ErrClosed)
 	}
-	at := s.now().UnixMilli()
-	s.marksMu.Lock()
-	if len(s.marks)+len(ids) <= maxQueuedMarks {
-		for _, id := range ids {
-			s.marks = append(s.marks, mark{id: id, at: at})
-		}
-		s.marksPending.Add(int64(len(ids)))
-	}
-	s.marksMu.Unlock()
-	// No wake-up: marks ride with the next batch of appends, or the writer's mark tick, so a
-	// busy server does not pay one more commit (and fsync) for them.
-}
-
-func (s *Store) takeMarks() []mark {
-	s.marksMu.Lock()
-	defer s.marksMu.Unlock()
-	m := s.marks
-	s.marks = nil
-	return m
-}
-
-// Backlog implements module.Store.
-func (s *Store) Backlog(ctx context.Context, userID string, q module.BacklogQuery) ([]module.Message, error) {
-	if q.Pending {
-		if err := s.flushMarks(ctx); err != nil {
-			return nil, fmt.Errorf("sqlite store backlog: %w", err)
-		}
-	}
-	limit := q.Limit
-	if limit <= 0 {
-		limit = -1
-	}
-	rows, err := s.read.QueryContext(ctx, `SELECT id, data, created_at, expires_at FROM messages
-		WHERE user_id = ?1 AND id > ?2 AND expires_at > ?3 AND (id > ?4 OR (?5 AND delivered_at IS NULL))
-		ORDER BY id LIMIT ?6`,
-		userID, int64(q.After), s.now().UnixMilli(), int64(q.Since), q.Pending, limit)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite store backlog: %w", err)
-	}
-	defer rows.Close()
-	var out []module.Message
-	for rows.Next() {
-		var id, created, expires int64
-		var data []byte
-		if err := rows.Scan(&id, &data, &created, &expires); err != nil {
-			return nil, fmt.Errorf("sqlite store backlog: scan: %w", err)
-		}
-		out = append(out, module.Message{ID: uint64(id), UserID: userID, Data: data,
-			CreatedAt: time.UnixMilli(created), ExpiresAt: time.UnixMilli(expires)})
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite store backlog: %w", err)
-	}
-	return out, nil
-}
-
-// LastID implements module.Store. Ids come from one counter for all users.
-func (s *Store) LastID(context.Context, string) (uint64, error) {
-	if s.closed.Load() {
-		return 0, module.ErrClosed
-	}
-	return s.lastCommitted.Load(), nil
-}
-
-// Stats implements module.Store.
-func (s *Store) Stats(ctx context.Context, userID string) (module.UserStats, error) {
-	if err := s.flushMarks(ctx); err != nil {
-		return module.UserStats{}, fmt.Errorf("sqlite store stats: %w", err)
-	}
-	var st module.UserStats
-	err := s.read.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(delivered_at IS NULL), 0) FROM messages
-		WHERE user_id = ? AND expires_at > ?`, userID, s.now().UnixMilli()).Scan(&st.Stored, &st.Pending)
-	if err != nil {
-		return st, fmt.Errorf("sqlite store stats: %w", err)
-	}
-	return st, nil
-}
-
-// Ping implements module.Store.
-func (s *Store) Ping(ctx context.Context) error {
-	if s.closed.Load() {
-		return module.ErrClosed
-	}
-	var one int
-	if err := s.read.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
-		return fmt.Errorf("sqlite store ping: %w", err)
-	}
-	return nil
+	return s.epoch, nil
 }
 
 // Close commits what is queued, stops the writer and closes the file.

@@ -102,6 +102,12 @@ func commitCount(t *testing.T, reg *prometheus.Registry) uint64 {
 	return 0
 }
 
+// lastID is Head's LastID.
+func lastID(ctx context.Context, s *Store, user string) (uint64, error) {
+	h, err := s.Head(ctx, user)
+	return h.LastID, err
+}
+
 func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -141,12 +147,12 @@ func TestDurableAcrossReopen(t *testing.T) {
 			vMsgs = append(vMsgs, m)
 		}
 	}
-	s1.MarkDelivered("u", []uint64{uMsgs[0].ID})
+	s1.MarkWritten("u", []uint64{uMsgs[0].ID}, true, time.Now())
 	// A read of the pending queue commits this mark; the next one is only queued when Close
 	// runs, which must commit it too.
 	mustBacklog(t, s1, "u", module.BacklogQuery{Since: uMsgs[3].ID, Pending: true})
-	s1.MarkDelivered("u", []uint64{uMsgs[2].ID})
-	last1, err := s1.LastID(testCtx(t), "u")
+	s1.MarkWritten("u", []uint64{uMsgs[2].ID}, true, time.Now())
+	last1, err := lastID(testCtx(t), s1, "u")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +176,7 @@ func TestDurableAcrossReopen(t *testing.T) {
 	if got := mustBacklog(t, s2, "v", module.BacklogQuery{}); !slices.Equal(msgIDs(got), msgIDs(vMsgs)) {
 		t.Fatalf("after reopen v has ids %v, want %v", msgIDs(got), msgIDs(vMsgs))
 	}
-	last2, err := s2.LastID(ctx, "u")
+	last2, err := lastID(ctx, s2, "u")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +197,7 @@ func TestDurableAcrossReopen(t *testing.T) {
 	}
 }
 
-func TestLastIDSurvivesPurgeAndReopen(t *testing.T) {
+func TestHeadSurvivesPurgeAndReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "push.db")
 	s1, err := Open(path, module.StoreOptions{})
 	if err != nil {
@@ -209,8 +215,10 @@ func TestLastIDSurvivesPurgeAndReopen(t *testing.T) {
 	}
 	// The table is empty now: only the saved counter knows how far ids went.
 	s2 := openT(t, path, module.StoreOptions{})
-	if last, err := s2.LastID(testCtx(t), "u"); err != nil || last < msgs[2].ID {
-		t.Fatalf("LastID after purge and reopen = %d, %v; want >= %d", last, err, msgs[2].ID)
+	for user, want := range map[string]uint64{"u": msgs[1].ID, "v": msgs[2].ID} {
+		if last, err := lastID(testCtx(t), s2, user); err != nil || last != want {
+			t.Fatalf("Head(%s).LastID after purge and reopen = %d, %v; want %d", user, last, err, want)
+		}
 	}
 	next := mustAppend(t, s2, d("u", `4`))
 	if next[0].ID <= msgs[2].ID {
@@ -431,29 +439,29 @@ func TestGroupCommitBatches(t *testing.T) {
 }
 
 // TestMarksCommittedByPendingRead: delivery marks ride with the writer's transactions and a pending read waits
-// for them, so MarkDelivered never blocks on the disk.
+// for them, so MarkWritten never blocks on the disk.
 func TestMarksCommittedByPendingRead(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	s := openT(t, filepath.Join(t.TempDir(), "push.db"), module.StoreOptions{Metrics: module.NewMetrics(reg)})
 	msgs := mustAppend(t, s, d("u", `1`), d("u", `2`), d("u", `3`))
 	for _, m := range msgs[:2] {
-		s.MarkDelivered("u", []uint64{m.ID})
+		s.MarkWritten("u", []uint64{m.ID}, true, time.Now())
 	}
 	got := mustBacklog(t, s, "u", module.BacklogQuery{Since: msgs[2].ID, Pending: true})
 	if !slices.Equal(msgIDs(got), []uint64{msgs[2].ID}) {
 		t.Fatalf("pending = %v, want [%d]", msgIDs(got), msgs[2].ID)
 	}
-	if p := s.marksPending.Load(); p != 0 {
+	if p := s.marks.pending.Load(); p != 0 {
 		t.Fatalf("%d marks still pending after a pending read", p)
 	}
 	// A plain since read does not need them.
-	s.MarkDelivered("u", []uint64{msgs[2].ID})
+	s.MarkWritten("u", []uint64{msgs[2].ID}, true, time.Now())
 	if got := mustBacklog(t, s, "u", module.BacklogQuery{}); len(got) != 3 {
 		t.Fatalf("since read returned %v", msgIDs(got))
 	}
-	waitUntil(t, 5*time.Second, "the writer to commit the mark by itself", func() bool { return s.marksPending.Load() == 0 })
+	waitUntil(t, 5*time.Second, "the writer to commit the mark by itself", func() bool { return s.marks.pending.Load() == 0 })
 	var delivered int
-	if err := s.read.QueryRow(`SELECT COUNT(*) FROM messages WHERE delivered_at IS NOT NULL`).Scan(&delivered); err != nil || delivered != 3 {
+	if err := s.read.QueryRow(`SELECT COUNT(*) FROM messages WHERE sent_at IS NOT NULL AND queued = 0`).Scan(&delivered); err != nil || delivered != 3 {
 		t.Fatalf("delivered rows = %d, %v; want 3", delivered, err)
 	}
 }
@@ -550,7 +558,7 @@ func TestCloseCommitsQueuedMarks(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the writer never reached the hook")
 	}
-	s.MarkDelivered("u", []uint64{msgs[0].ID}) // the writer is held in the hook: Close must commit it
+	s.MarkWritten("u", []uint64{msgs[0].ID}, true, time.Now()) // the writer is held in the hook: Close must commit it
 	closed := make(chan error, 1)
 	go func() { closed <- s.Close() }()
 	waitUntil(t, 10*time.Second, "Close to start", s.closed.Load)
@@ -568,7 +576,7 @@ func TestCloseCommitsQueuedMarks(t *testing.T) {
 	}
 
 	s2 := openT(t, path, module.StoreOptions{})
-	last, err := s2.LastID(testCtx(t), "u")
+	last, err := lastID(testCtx(t), s2, "u")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -588,8 +596,8 @@ func TestManyMarksInOneBatch(t *testing.T) {
 	}
 	msgs := mustAppend(t, s, drafts...)
 	ids := msgIDs(msgs)
-	s.MarkDelivered("m", ids[:139]) // two full chunks of 64 and 11 single marks
-	last, err := s.LastID(testCtx(t), "m")
+	s.MarkWritten("m", ids[:139], true, time.Now()) // two full chunks of 64 and 11 single marks
+	last, err := lastID(testCtx(t), s, "m")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"database/sql"
 	"fmt"
-	"strings"
 	"time"
 
 	"pushlane/module"
@@ -12,9 +11,12 @@ import (
 type opKind uint8
 
 const (
-	opAppend  opKind = iota + 1
-	opPurge          // delete one user's messages
-	opBarrier        // commit what is queued (marks), nothing else
+	opAppend     opKind = iota + 1
+	opAppendOnce        // append under an idempotency key, unless the key has a record
+	opPurge             // delete one user's messages
+	opFinish            // save an idempotent request's response body
+	opProbe             // Health's write probe
+	opBarrier           // commit what is queued (marks), nothing else
 )
 
 // op is one request to the writer; done is closed once it is committed or failed.
@@ -22,60 +24,79 @@ type op struct {
 	kind   opKind
 	drafts []module.Draft
 	userID string
+	key    module.IdempotencyKey // opAppendOnce, opFinish
+	body   []byte                // opFinish
 
-	msgs []module.Message // opAppend result
-	n    int              // opPurge result
+	msgs []module.Message          // opAppend, opAppendOnce: the stored messages
+	rec  *module.IdempotencyRecord // opAppendOnce: the record found instead
+	n    int                       // opPurge: messages removed; opFinish: records updated
 	err  error
 	done chan struct{}
 }
 
-// markFlushInterval is how long delivered marks may wait for a batch of appends to ride with.
-// Readers of the pending queue never see stale marks: they flush first (a barrier op).
+// markFlushInterval is how long marks may wait for a batch of appends to ride with. Readers of
+// the pending queue and of statuses never see stale marks: they flush first (a barrier op).
 const markFlushInterval = 100 * time.Millisecond
-
-// markChunk is how many marks one UPDATE statement applies.
-const markChunk = 64
 
 // maxBatchDrafts bounds one transaction. Batches form by themselves: while one commits (fsync),
 // new ops queue, and the next transaction takes all of them.
 const maxBatchDrafts = 4096
+
+// sweepStepRows bounds the rows one sweep transaction deletes (messages, and idempotency records),
+// so appends queued behind it wait for one step, not for the whole backlog of expired rows.
+const sweepStepRows = 2000
 
 // writer owns the write connection; only its goroutine uses the statements and nextID.
 type writer struct {
 	s      *Store
 	nextID uint64 // the last id handed out
 
-	insert, purge, trim, markOne, markMany, setLastID, expire *sql.Stmt
+	insert, purge, purgeHead, trim, setLastID, expire, saveHead, expireRecords,
+	findRecord, saveRecord, finishRecord, probe *sql.Stmt
+	marks [markKinds]markStmts
 }
 
 func newWriter(s *Store, last uint64) (*writer, error) {
 	w := &writer{s: s, nextID: last}
-	prepare := func(dst **sql.Stmt, q string) error {
-		st, err := s.write.Prepare(q)
-		if err != nil {
-			return fmt.Errorf("sqlite store: prepare %q: %w", q, err)
-		}
-		*dst = st
-		return nil
-	}
 	for _, p := range []struct {
 		dst **sql.Stmt
 		q   string
 	}{
 		{&w.insert, `INSERT INTO messages (id, user_id, data, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`},
 		{&w.purge, `DELETE FROM messages WHERE user_id = ?`},
+		{&w.purgeHead, `INSERT INTO user_heads (user_id, last_id)
+			SELECT user_id, MAX(id) FROM messages WHERE user_id = ?1 GROUP BY user_id
+			ON CONFLICT(user_id) DO UPDATE SET last_id = MAX(last_id, excluded.last_id)`},
 		// Keep the newest maxPerUser: delete below the maxPerUser-th newest id (none when fewer).
+		// The newest is never trimmed, so the user's head stays in its rows.
 		{&w.trim, `DELETE FROM messages WHERE user_id = ?1 AND id <
 			(SELECT id FROM messages WHERE user_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)`},
-		{&w.markOne, `UPDATE messages SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL`},
-		{&w.markMany, `UPDATE messages SET delivered_at = ? WHERE delivered_at IS NULL AND id IN (?` +
-			strings.Repeat(", ?", markChunk-1) + `)`},
 		{&w.setLastID, `INSERT INTO meta (key, value) VALUES ('last_id', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`},
-		{&w.expire, `DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE expires_at <= ? LIMIT 10000)`},
+		{&w.expire, `DELETE FROM messages WHERE id IN
+			(SELECT id FROM messages WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2) RETURNING user_id, id`},
+		// After an expiry: save the user's newest deleted id unless a newer row of the user remains.
+		{&w.saveHead, `INSERT INTO user_heads (user_id, last_id)
+			SELECT ?1, ?2 WHERE NOT EXISTS (SELECT 1 FROM messages WHERE user_id = ?1 AND id > ?2)
+			ON CONFLICT(user_id) DO UPDATE SET last_id = MAX(last_id, excluded.last_id)`},
+		{&w.expireRecords, `DELETE FROM idempotency WHERE rowid IN
+			(SELECT rowid FROM idempotency WHERE expires_at <= ?1 LIMIT ?2)`},
+		{&w.findRecord, `SELECT fingerprint, results, body FROM idempotency WHERE scope = ? AND key = ? AND expires_at > ?`},
+		// Replaces a record whose window has passed (a live one is found first and kept).
+		{&w.saveRecord, `INSERT INTO idempotency (scope, key, fingerprint, results, body, expires_at) VALUES (?, ?, ?, ?, NULL, ?)
+			ON CONFLICT(scope, key) DO UPDATE SET fingerprint = excluded.fingerprint, results = excluded.results,
+			body = NULL, expires_at = excluded.expires_at`},
+		{&w.finishRecord, `UPDATE idempotency SET body = ? WHERE scope = ? AND key = ? AND expires_at > ?`},
+		{&w.probe, `INSERT INTO meta (key, value) VALUES ('health_probe', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`},
 	} {
-		if err := prepare(p.dst, p.q); err != nil {
-			return nil, err
+		st, err := s.write.Prepare(p.q)
+		if err != nil {
+			return nil, fmt.Errorf("prepare %q: %w", p.q, err)
 		}
+		*p.dst = st
+	}
+	var err error
+	if w.marks, err = prepareMarks(s.write); err != nil {
+		return nil, err
 	}
 	return w, nil
 }
@@ -93,17 +114,17 @@ func (w *writer) run() {
 		case o := <-s.ops:
 			batch = append(batch, o)
 		case <-markTick.C:
-			if s.marksPending.Load() == 0 {
+			if s.marks.pending.Load() == 0 {
 				continue
 			}
 		case <-sweep.C:
-			w.sweep()
+			w.sweepAll()
 			continue
 		case <-s.quit:
 			// Close holds off new submits before quit is closed: what is queued now is all.
 			for {
 				batch = w.gather(batch)
-				if len(batch) == 0 && s.marksPending.Load() == 0 {
+				if len(batch) == 0 && s.marks.pending.Load() == 0 {
 					return
 				}
 				w.commit(batch)
@@ -111,6 +132,21 @@ func (w *writer) run() {
 			}
 		}
 		w.commit(w.gather(batch))
+	}
+}
+
+// sweepAll runs sweep steps until nothing expired is left, committing the ops that queued
+// meanwhile between steps; it leaves early when the store is closing.
+func (w *writer) sweepAll() {
+	for w.sweep() {
+		select {
+		case <-w.s.quit:
+			return
+		default:
+		}
+		if len(w.s.ops) > 0 {
+			w.commit(w.gather(nil))
+		}
 	}
 }
 
@@ -133,10 +169,11 @@ func (w *writer) gather(batch []*op) []*op {
 }
 
 // commit runs the batch and the queued marks in one transaction, then hands the new messages to
-// the commit hook in id order and answers every op.
+// the commit hook in id order and answers every op. The hook runs after the commit: Head reads
+// the committed database, so every id the hook receives is already covered by Head.
 func (w *writer) commit(batch []*op) {
 	s := w.s
-	marks := s.takeMarks()
+	marks, nMarks := s.marks.take()
 	if len(batch) == 0 && len(marks) == 0 {
 		return
 	}
@@ -148,20 +185,17 @@ func (w *writer) commit(batch []*op) {
 		return err
 	})
 	s.opts.Metrics.StoreLatency.WithLabelValues("commit").Observe(time.Since(start).Seconds())
-	s.marksPending.Add(-int64(len(marks)))
+	s.marks.pending.Add(-int64(nMarks))
 	if err != nil {
 		err = fmt.Errorf("commit %d ops: %w", len(batch), err)
 		for _, o := range batch {
-			o.err, o.msgs = err, nil
+			o.err, o.msgs, o.rec, o.n = err, nil, nil, 0
 			close(o.done)
 		}
 		return
 	}
 	if len(appended) > 0 {
 		w.nextID = appended[len(appended)-1].ID
-		// Publish the new last id before delivering: a subscriber that registers while the hook
-		// runs must read a last id that covers what the hook is delivering, or its floor skips it.
-		s.lastCommitted.Store(w.nextID)
 		s.opts.OnCommit(appended)
 	}
 	for _, o := range batch {
@@ -169,7 +203,9 @@ func (w *writer) commit(batch []*op) {
 	}
 }
 
-func (w *writer) inTx(fn func(*sql.Tx) error) error {
+// inTx runs fn in a transaction and records the outcome for Health.
+func (w *writer) inTx(fn func(*sql.Tx) error) (err error) {
+	defer func() { w.s.health.committed(err) }()
 	tx, err := w.s.write.Begin()
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -194,34 +230,47 @@ func (w *writer) apply(tx *sql.Tx, batch []*op, marks []mark) ([]module.Message,
 	var appended []module.Message
 	touched := map[string]struct{}{}
 	insert := tx.Stmt(w.insert)
+	store := func(o *op) error {
+		o.msgs = make([]module.Message, len(o.drafts))
+		for i, d := range o.drafts {
+			id++
+			// CreatedAt keeps the clock's precision (the row keeps milliseconds, as frames
+			// show it): the hub's publish-to-write histogram starts from it.
+			m := module.Message{ID: id, UserID: d.UserID, Data: d.Data,
+				CreatedAt: now, ExpiresAt: module.ExpiresAt(now, d.TTL)}
+			if _, err := insert.Exec(int64(id), m.UserID, []byte(m.Data), nowMs, m.ExpiresAt.UnixMilli()); err != nil {
+				return fmt.Errorf("insert: %w", err)
+			}
+			o.msgs[i] = m
+			appended = append(appended, m)
+			touched[m.UserID] = struct{}{}
+		}
+		return nil
+	}
 	for _, o := range batch {
+		var err error
 		switch o.kind {
 		case opAppend:
-			o.msgs = make([]module.Message, len(o.drafts))
-			for i, d := range o.drafts {
-				id++
-				// CreatedAt keeps the clock's precision (the row keeps milliseconds, as frames
-				// show it): the hub's publish-to-write histogram starts from it.
-				m := module.Message{ID: id, UserID: d.UserID, Data: d.Data,
-					CreatedAt: now, ExpiresAt: module.ExpiresAt(now, d.TTL)}
-				if _, err := insert.Exec(int64(id), m.UserID, []byte(m.Data), nowMs, m.ExpiresAt.UnixMilli()); err != nil {
-					return nil, fmt.Errorf("insert: %w", err)
+			err = store(o)
+		case opAppendOnce:
+			if o.rec, err = w.lookupRecord(tx, o.key, nowMs); err == nil && o.rec == nil {
+				if err = store(o); err == nil {
+					err = w.saveIdempotency(tx, o, now)
 				}
-				o.msgs[i] = m
-				appended = append(appended, m)
-				touched[m.UserID] = struct{}{}
 			}
 		case opPurge:
-			res, err := tx.Stmt(w.purge).Exec(o.userID)
-			if err != nil {
-				return nil, fmt.Errorf("purge: %w", err)
+			err = w.purgeUser(tx, o, id)
+		case opFinish:
+			var res sql.Result
+			if res, err = tx.Stmt(w.finishRecord).Exec(o.body, o.key.Scope, o.key.Key, nowMs); err == nil {
+				n, _ := res.RowsAffected()
+				o.n = int(n)
 			}
-			n, _ := res.RowsAffected()
-			o.n = int(n)
-			// The newest message may be gone now: keep the counter so ids never go back.
-			if _, err := tx.Stmt(w.setLastID).Exec(int64(id)); err != nil {
-				return nil, fmt.Errorf("save last id: %w", err)
-			}
+		case opProbe:
+			_, err = tx.Stmt(w.probe).Exec(nowMs)
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
 	if len(touched) > 0 {
@@ -238,56 +287,81 @@ func (w *writer) apply(tx *sql.Tx, batch []*op, marks []mark) ([]module.Message,
 	}
 	if len(marks) > 0 {
 		if err := w.applyMarks(tx, marks); err != nil {
-			return nil, fmt.Errorf("mark delivered: %w", err)
+			return nil, fmt.Errorf("marks: %w", err)
 		}
 	}
 	return appended, nil
 }
 
-// applyMarks sets delivered_at, markChunk ids per statement (the time of the newest mark of a
-// chunk stands for all of it: they are at most a moment apart).
-func (w *writer) applyMarks(tx *sql.Tx, marks []mark) error {
-	many := tx.Stmt(w.markMany)
-	args := make([]any, markChunk+1)
-	for len(marks) >= markChunk {
-		chunk := marks[:markChunk]
-		args[0] = chunk[markChunk-1].at
-		for i, m := range chunk {
-			args[i+1] = int64(m.id)
-		}
-		if _, err := many.Exec(args...); err != nil {
-			return err
-		}
-		marks = marks[markChunk:]
+// purgeUser deletes the user's messages, keeping its newest id for Head and the id counter (the
+// newest message of all may be among them) so ids never go back.
+func (w *writer) purgeUser(tx *sql.Tx, o *op, lastID uint64) error {
+	if _, err := tx.Stmt(w.purgeHead).Exec(o.userID); err != nil {
+		return fmt.Errorf("purge: save head: %w", err)
 	}
-	one := tx.Stmt(w.markOne)
-	for _, m := range marks {
-		if _, err := one.Exec(m.at, int64(m.id)); err != nil {
-			return err
-		}
+	res, err := tx.Stmt(w.purge).Exec(o.userID)
+	if err != nil {
+		return fmt.Errorf("purge: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	o.n = int(n)
+	if _, err := tx.Stmt(w.setLastID).Exec(int64(lastID)); err != nil {
+		return fmt.Errorf("purge: save last id: %w", err)
 	}
 	return nil
 }
 
-// sweep removes expired messages, a bounded number per transaction. Appends do not write the
-// id counter (MAX(id) recovers it at start-up, one page less per commit); a delete that may take
-// the newest message saves it.
-func (w *writer) sweep() {
-	var n int64
+// sweep removes expired messages and idempotency records, a bounded number per transaction, and
+// reports whether more are due. Appends do not write the id counter (the greatest id recovers it
+// at start-up, one page less per commit), nor the user's head (its newest row is it); a deletion
+// that may take the newest message of a user, or of all, saves them.
+func (w *writer) sweep() (more bool) {
+	var expired, records int64
 	err := w.inTx(func(tx *sql.Tx) error {
-		res, err := tx.Stmt(w.expire).Exec(w.s.now().UnixMilli())
+		nowMs := w.s.now().UnixMilli()
+		rows, err := tx.Stmt(w.expire).Query(nowMs, sweepStepRows)
 		if err != nil {
 			return fmt.Errorf("expire: %w", err)
 		}
-		if n, _ = res.RowsAffected(); n > 0 {
+		newest := map[string]int64{}
+		for rows.Next() {
+			var user string
+			var id int64
+			if err := rows.Scan(&user, &id); err != nil {
+				rows.Close()
+				return fmt.Errorf("expire: %w", err)
+			}
+			newest[user] = max(newest[user], id)
+			expired++
+		}
+		err = rows.Err()
+		if closeErr := rows.Close(); err == nil {
+			err = closeErr
+		}
+		if err != nil {
+			return fmt.Errorf("expire: %w", err)
+		}
+		if expired > 0 {
+			saveHead := tx.Stmt(w.saveHead)
+			for user, id := range newest {
+				if _, err := saveHead.Exec(user, id); err != nil {
+					return fmt.Errorf("expire: save head: %w", err)
+				}
+			}
 			if _, err := tx.Stmt(w.setLastID).Exec(int64(w.nextID)); err != nil {
-				return fmt.Errorf("save last id: %w", err)
+				return fmt.Errorf("expire: save last id: %w", err)
 			}
 		}
+		res, err := tx.Stmt(w.expireRecords).Exec(nowMs, sweepStepRows)
+		if err != nil {
+			return fmt.Errorf("expire idempotency records: %w", err)
+		}
+		records, _ = res.RowsAffected()
 		return nil
 	})
 	if err != nil {
-		return // retried on the next tick; reads never return expired messages anyway
+		return false // retried on the next tick; reads never return expired rows anyway
 	}
-	w.s.opts.Metrics.Expired.Add(float64(n))
+	w.s.opts.Metrics.Expired.Add(float64(expired))
+	return expired == sweepStepRows || records == sweepStepRows
 }
