@@ -2,6 +2,8 @@ package api
 
 import (
 	"bytes"
+	"context"
+	"database/sql"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -10,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"pushlane/config"
 )
@@ -218,4 +221,39 @@ func TestBadUserIDMessages(t *testing.T) {
 	// Dots are fine inside a name.
 	e.publish("...", 1)
 	e.publish("a.b", 1)
+}
+
+// TestHealthzWhileAnotherProcessHoldsTheWriteLock: a SQLite file whose write lock another
+// connection holds (as another process would, with BEGIN IMMEDIATE) takes no publish, so
+// /healthz answers 503 (within healthTimeout, logged), and 200 again once the lock is released.
+func TestHealthzWhileAnotherProcessHoldsTheWriteLock(t *testing.T) {
+	e := newEnv(t, "sqlite", nil)
+	e.publish("locked", 1) // the file exists and has been written
+	db, err := sql.Open("sqlite", e.cfg.Store.Path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	status, b := e.healthAnswer(http.MethodGet, "")
+	if status != http.StatusServiceUnavailable || decodeHealth(t, b)["store"] != "unavailable" {
+		t.Fatalf("GET /healthz while the write lock is held: %d %s, want 503 store unavailable", status, b)
+	}
+	t.Logf("GET /healthz answered 503 in %v (bounded by %v; the store would wait out its 10s busy timeout)", time.Since(start), healthTimeout)
+	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "GET /healthz 200 after the lock is released", func() bool {
+		status, _ := e.healthAnswer(http.MethodGet, "")
+		return status == http.StatusOK
+	})
 }
