@@ -32,7 +32,8 @@ const (
 // secNode is one pushlane node on a real listener with a real SQLite file, configured by mutate,
 // built by server.New as the binary builds it.
 type secNode struct {
-	srv *httptest.Server
+	srv  *httptest.Server
+	node *server.Node
 }
 
 func newSecNode(t *testing.T, mutate func(*config.Config)) *secNode {
@@ -53,7 +54,7 @@ func newSecNode(t *testing.T, mutate func(*config.Config)) *secNode {
 		defer cancel()
 		a.Close(ctx)
 	})
-	return &secNode{srv: srv}
+	return &secNode{srv: srv, node: a}
 }
 
 func (n *secNode) wsURL(q url.Values) string {
