@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"pushlane/config"
 )
 
@@ -99,15 +101,14 @@ func TestStopLogTellsAnUnfinishedDrain(t *testing.T) {
 	}
 	p := startInProcess(t, cfgPath)
 	conn := subscribe(t, p.addr, "never-reads", "")
-	_ = conn // never read: the close frame is never answered
-	waitFor(t, 10*time.Second, "the subscriber to count as online", func() bool {
-		res, err := p.client.Get(p.base + "/clients/never-reads")
-		if err != nil {
-			return false
-		}
-		res.Body.Close()
-		return res.StatusCode == http.StatusOK
-	})
+	// An app-level ping answered proves the connection's reader runs (it is past the handshake);
+	// after the pong the client reads nothing more, so it never answers the close frame.
+	if err := conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if f := readFrame(t, conn, 10*time.Second); f.Type != "pong" {
+		t.Fatalf("frame %+v, want the pong", f)
+	}
 	p.cancel()
 	select {
 	case code := <-p.exit:
