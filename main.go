@@ -85,10 +85,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return exitConfig
 	}
 	log := newLogger(loaded.Config.Log, stderr)
-	for _, w := range loaded.Warnings {
-		log.Warn(w)
-	}
 	if err := server.Serve(ctx, loaded.Config, log, stdout); err != nil {
+		// A value that only fails when used (a store.path that cannot be written) is a
+		// configuration error too: one line naming the key, exit 2.
+		var cfgErr *config.Error
+		if errors.As(err, &cfgErr) {
+			fmt.Fprintln(stderr, cfgErr)
+			return exitConfig
+		}
 		log.Error("pushlane stopped", "err", err)
 		return exitFailed
 	}

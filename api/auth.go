@@ -3,6 +3,7 @@ package api
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -62,16 +63,17 @@ func (h *Handlers) requireAPIKey(c *gin.Context) {
 	key, ok := bearer(c.Request)
 	if !ok {
 		c.Header("WWW-Authenticate", `Bearer realm="pushlane"`)
-		fail(c, http.StatusUnauthorized, "missing API key: send Authorization: Bearer <key>")
+		failWith(c, errMissingAPIKey)
 		return
 	}
 	if !h.keys.Match(key) {
 		c.Header("WWW-Authenticate", `Bearer realm="pushlane", error="invalid_token"`)
-		fail(c, http.StatusUnauthorized, "invalid API key")
+		failWith(c, errBadAPIKey)
 		return
 	}
 	sum := sha256.Sum256([]byte(key))
 	c.Set(ctxClientKey, fmt.Sprintf("key:%x", sum[:8]))
+	c.Set(ctxKeyScope, hex.EncodeToString(sum[:16]))
 	c.Next()
 }
 
@@ -90,8 +92,14 @@ func (h *Handlers) requireKeyForTail(c *gin.Context) {
 	h.requireAPIKey(c)
 }
 
-// ctxClientKey names who a request is, for rate limiting: an API key digest or the client IP.
-const ctxClientKey = "pushlane.client"
+// Context keys set by requireAPIKey.
+const (
+	// ctxClientKey names who a request is, for rate limiting: an API key digest or the client IP.
+	ctxClientKey = "pushlane.client"
+	// ctxKeyScope is the scope of Idempotency-Keys: a digest of the API key that was matched
+	// (128 bits of SHA-256, so two keys never share a scope); unset when keys are off.
+	ctxKeyScope = "pushlane.keyScope"
+)
 
 // Token errors; all of them answer 401 before the upgrade.
 var (

@@ -31,6 +31,7 @@ type Handlers struct {
 	cfg      config.Config
 	log      *slog.Logger
 	origins  *OriginPolicy
+	hosts    *HostPolicy
 	keys     *APIKeys
 	tokens   *TokenVerifier
 	limiter  *RateLimiter
@@ -39,16 +40,19 @@ type Handlers struct {
 	registry *prometheus.Registry
 	demos    *demo.Demos
 	draining atomic.Bool
+	health   healthLog
 }
 
 // NewHandlers builds the handlers from their dependencies.
 func NewHandlers(d Deps) *Handlers {
 	h := &Handlers{
-		svc:      d.Service,
-		hub:      d.Service.Hub(),
-		cfg:      d.Config,
-		log:      d.Log,
-		origins:  NewOriginPolicy(d.Config.WebSocket.AllowedOrigins),
+		svc:     d.Service,
+		hub:     d.Service.Hub(),
+		cfg:     d.Config,
+		log:     d.Log,
+		origins: NewOriginPolicy(d.Config.WebSocket.AllowedOrigins),
+		hosts: NewHostPolicy(len(d.Config.Auth.APIKeys) == 0 || d.Config.Auth.JWTSecret == "",
+			d.Config.Server.AllowedHosts),
 		keys:     NewAPIKeys(d.Config.Auth.APIKeys),
 		tokens:   NewTokenVerifier(d.Config.Auth.JWTSecret),
 		limiter:  NewRateLimiter(d.Config.Limits.PublishRate, d.Config.Limits.PublishBurst),

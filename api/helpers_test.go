@@ -15,15 +15,19 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+	goredis "github.com/redis/go-redis/v9"
 
 	"pushlane/config"
 	"pushlane/module"
 	"pushlane/module/store/memory"
+	redisstore "pushlane/module/store/redis"
+	"pushlane/module/store/redis/redistest"
 	"pushlane/module/store/sqlite"
 )
 
@@ -48,6 +52,8 @@ type env struct {
 	handlers *Handlers
 	srv      *httptest.Server
 	http     *http.Client
+
+	closeOnce sync.Once
 }
 
 // newEnv starts a node with config.Default() changed by tune (may be nil) and the given store
@@ -58,8 +64,17 @@ func newEnv(t testing.TB, driver string, tune func(*config.Config), opts ...envO
 	cfg := config.Default()
 	cfg.Store.Driver = driver
 	cfg.Store.Path = filepath.Join(t.TempDir(), "push.db")
+	var rdb *goredis.Client
+	if driver == "redis" {
+		rdb = redistest.Client(t)
+		cfg.Redis.KeyPrefix = redistest.Prefix(t, rdb)
+	}
 	if tune != nil {
 		tune(&cfg)
+	}
+	var setup envSetup
+	for _, o := range opts {
+		o(&setup)
 	}
 	reg := prometheus.NewRegistry()
 	metrics := module.NewMetrics(reg)
@@ -80,8 +95,17 @@ func newEnv(t testing.TB, driver string, tune func(*config.Config), opts ...envO
 			t.Fatalf("open sqlite store: %v", err)
 		}
 		e.store = s
+	case "redis":
+		s, err := redisstore.New(rdb, storeOpts, redisstore.Options{KeyPrefix: cfg.Redis.KeyPrefix, Log: log})
+		if err != nil {
+			t.Fatalf("open redis store: %v", err)
+		}
+		e.store = s
 	default:
 		t.Fatalf("unknown store driver %q", driver)
+	}
+	if setup.wrapStore != nil {
+		e.store = setup.wrapStore(e.store)
 	}
 	ws := cfg.WebSocket
 	e.hub = module.NewHub(module.HubConfig{
@@ -97,14 +121,22 @@ func newEnv(t testing.TB, driver string, tune func(*config.Config), opts ...envO
 	e.svc = module.NewService(e.store, e.broker, e.hub, metrics, cfg.Store.TTL)
 	e.handlers = NewHandlers(Deps{Service: e.svc, Config: cfg, Log: log, Registry: reg})
 	e.srv = httptest.NewUnstartedServer(NewRouter(e.handlers))
-	for _, o := range opts {
+	for _, o := range setup.servers {
 		o(e.srv)
 	}
 	e.srv.Start()
 	e.http = e.srv.Client()
 	e.http.Timeout = 30 * time.Second
 
-	t.Cleanup(func() {
+	t.Cleanup(e.close)
+	return e
+}
+
+// close tears the node down (at cleanup, or earlier for a restart on the same store); only the
+// first call does anything.
+func (e *env) close() {
+	e.closeOnce.Do(func() {
+		t := e.t
 		e.srv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -120,17 +152,28 @@ func newEnv(t testing.TB, driver string, tune func(*config.Config), opts ...envO
 			t.Errorf("store close: %v", err)
 		}
 	})
-	return e
 }
 
-// envOption changes the test server before it starts.
-type envOption func(*httptest.Server)
+// envOption changes how newEnv builds the node.
+type envOption func(*envSetup)
+
+type envSetup struct {
+	servers   []func(*httptest.Server)        // change the test server before it starts
+	wrapStore func(module.Store) module.Store // a test double around the real store
+}
+
+// wrapStore puts wrap around the node's real store (a test double for timing only).
+func wrapStore(wrap func(module.Store) module.Store) envOption {
+	return func(s *envSetup) { s.wrapStore = wrap }
+}
 
 // smallSendBuffers gives every accepted connection a small kernel send buffer, so a client that
 // stops reading blocks the server's writes after a few frames instead of after megabytes, on any
 // kernel. Combine with smallReadBufferDialer on the client side.
-func smallSendBuffers(srv *httptest.Server) {
-	srv.Listener = sendBufferListener{srv.Listener}
+func smallSendBuffers(s *envSetup) {
+	s.servers = append(s.servers, func(srv *httptest.Server) {
+		srv.Listener = sendBufferListener{srv.Listener}
+	})
 }
 
 type sendBufferListener struct{ net.Listener }

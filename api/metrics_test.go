@@ -46,8 +46,9 @@ func TestMetricsFollowTraffic(t *testing.T) {
 	if got := e.metric("pushlane_users_online", ""); got != 1 {
 		t.Fatalf("pushlane_users_online = %v, want 1", got)
 	}
+	var liveIDs []uint64
 	for i := 0; i < 3; i++ {
-		e.publish("metrics-live", i)
+		liveIDs = append(liveIDs, e.publish("metrics-live", i))
 		live.readMessage()
 	}
 	for i := 0; i < 2; i++ {
@@ -85,6 +86,33 @@ func TestMetricsFollowTraffic(t *testing.T) {
 	}
 	if got := e.metric("pushlane_messages_published_total", ""); got != 5 {
 		t.Fatalf("published after a refused publish = %v, want 5", got)
+	}
+
+	// An idempotent retry is counted as a replay and stores nothing; status lookups are counted
+	// by what they found.
+	body := []byte(`{"userId":"metrics-offline","data":"once"}`)
+	for range 2 {
+		if status, b, _ := e.publishRaw("", "metrics-key", body); status != http.StatusOK {
+			t.Fatalf("idempotent publish: %d %s", status, b)
+		}
+	}
+	if got := e.metric("pushlane_idempotent_replays_total", ""); got != 1 {
+		t.Fatalf("replays = %v, want 1", got)
+	}
+	if got := e.metric("pushlane_messages_published_total", ""); got != 6 {
+		t.Fatalf("published after a publish and its replay = %v, want 6", got)
+	}
+	e.getJSON("/messages/metrics-live/"+strconv.FormatUint(liveIDs[0], 10), http.StatusOK, nil)
+	e.getJSON("/messages/metrics-live/"+strconv.FormatUint(liveIDs[2]+1000, 10), http.StatusNotFound, nil)
+	if got := e.metric("pushlane_status_lookups_total", `result="not_found"`); got != 1 {
+		t.Fatalf("not_found lookups = %v, want 1", got)
+	}
+	found := 0.0
+	for _, r := range []string{"pending", "sent", "acked"} {
+		found += e.metric("pushlane_status_lookups_total", `result="`+r+`"`)
+	}
+	if found != 1 {
+		t.Fatalf("lookups that found a message = %v, want 1", found)
 	}
 
 	// Connections leave the gauges when they close.

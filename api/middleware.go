@@ -1,11 +1,11 @@
 package api
 
 import (
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -56,7 +56,7 @@ func (h *Handlers) observe(c *gin.Context) {
 	attrs := []any{"method", c.Request.Method, "route", route, "status", status,
 		"duration", elapsed, "remote", c.ClientIP()}
 	if len(c.Errors) > 0 {
-		attrs = append(attrs, "err", c.Errors.String())
+		attrs = append(attrs, "err", strings.Join(c.Errors.Errors(), "; "))
 	}
 	h.log.Log(c, level, "http request", attrs...)
 }
@@ -70,16 +70,9 @@ func (h *Handlers) recoverJSON(c *gin.Context) {
 			}
 			h.log.Error("handler panic", "panic", p, "route", c.FullPath(), "stack", string(debug.Stack()))
 			if !c.Writer.Written() {
-				fail(c, http.StatusInternalServerError, "internal error")
+				failWith(c, errInternal)
 			}
 		}
 	}()
 	c.Next()
-}
-
-// writeJSONError writes {"error": msg} outside Gin (the upgrader's error hook).
-func writeJSONError(w http.ResponseWriter, status int, msg string) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(errorBody{Error: msg})
 }

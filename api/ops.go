@@ -11,9 +11,8 @@ import (
 
 // deleteClient is DELETE /deleteClient/:id[?purge=true].
 func (h *Handlers) deleteClient(c *gin.Context) {
-	userID := c.Param("id")
-	if !module.ValidUserID(userID) {
-		fail(c, http.StatusBadRequest, "userId: "+module.ErrBadUserID.Error())
+	userID, ok := userIDParam(c, "id")
+	if !ok {
 		return
 	}
 	purge := false
@@ -31,11 +30,11 @@ func (h *Handlers) deleteClient(c *gin.Context) {
 		return
 	}
 	if res.Closed == 0 && res.Purged == 0 {
-		msg := "user has no live connection"
 		if purge {
-			msg += " and no stored message"
+			failWith(c, errUserUnknown)
+		} else {
+			failWith(c, errUserNotOnline)
 		}
-		fail(c, http.StatusNotFound, msg)
 		return
 	}
 	body := gin.H{"userId": userID, "closed": res.Closed}
@@ -100,9 +99,8 @@ func pageParam(c *gin.Context, name string, def int) (int, bool) {
 
 // getClient is GET /clients/:id.
 func (h *Handlers) getClient(c *gin.Context) {
-	userID := c.Param("id")
-	if !module.ValidUserID(userID) {
-		fail(c, http.StatusBadRequest, "userId: "+module.ErrBadUserID.Error())
+	userID, ok := userIDParam(c, "id")
+	if !ok {
 		return
 	}
 	d, err := h.svc.User(c.Request.Context(), userID)
@@ -111,22 +109,21 @@ func (h *Handlers) getClient(c *gin.Context) {
 		return
 	}
 	if len(d.Connections) == 0 && d.Stats.Stored == 0 {
-		fail(c, http.StatusNotFound, "user has no live connection and no stored message")
+		failWith(c, errUserUnknown)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"userId": userID, "connections": d.Connections, "pending": d.Stats.Pending})
+	conns := make([]connJSON, len(d.Connections))
+	for i, cn := range d.Connections {
+		conns[i] = connJSON{ID: cn.ID, RemoteAddr: cn.RemoteAddr, ConnectedAt: module.FormatTime(cn.ConnectedAt), MessagesSent: cn.MessagesSent}
+	}
+	c.JSON(http.StatusOK, gin.H{"userId": userID, "connections": conns, "pending": d.Stats.Pending})
 }
 
-// healthz is GET /healthz: 200 when the store and broker answer, 503 naming the failing part.
-func (h *Handlers) healthz(c *gin.Context) {
-	storeErr, brokerErr := h.svc.Health(c.Request.Context())
-	body := gin.H{"status": "ok", "store": "ok", "broker": "ok"}
-	status := http.StatusOK
-	if storeErr != nil {
-		body["store"], body["status"], status = storeErr.Error(), "unavailable", http.StatusServiceUnavailable
-	}
-	if brokerErr != nil {
-		body["broker"], body["status"], status = brokerErr.Error(), "unavailable", http.StatusServiceUnavailable
-	}
-	c.JSON(status, body)
+// connJSON is one connection of GET /clients/:id; connectedAt is RFC 3339 with milliseconds in
+// UTC, like every timestamp of the API (createdAt).
+type connJSON struct {
+	ID           string `json:"id"`
+	RemoteAddr   string `json:"remoteAddr"`
+	ConnectedAt  string `json:"connectedAt"`
+	MessagesSent int64  `json:"messagesSent"`
 }

@@ -11,7 +11,13 @@ import (
 )
 
 // publish is POST /pushNews: validate, store durably, deliver, then answer.
+// With an Idempotency-Key, a retry of a request that was stored answers the first answer again
+// (header Idempotent-Replayed: true) and stores and delivers nothing.
 func (h *Handlers) publish(c *gin.Context) {
+	idemKey, ok := idempotencyKeyHeader(c)
+	if !ok {
+		return
+	}
 	body, ok := h.readBody(c)
 	if !ok {
 		return
@@ -21,12 +27,30 @@ func (h *Handlers) publish(c *gin.Context) {
 		fail(c, http.StatusBadRequest, err.Error())
 		return
 	}
+	if idemKey != "" {
+		out, replayed, err := h.svc.PublishOnce(c.Request.Context(), h.idempotencyKey(c, idemKey, req),
+			req.UserIDs, req.Data, req.TTL, renderPublishResponse)
+		if err != nil {
+			failFrom(c, err)
+			return
+		}
+		if replayed {
+			c.Header(headerReplayed, "true")
+		}
+		c.Data(http.StatusOK, jsonContentType, out)
+		return
+	}
 	results, err := h.svc.Publish(c.Request.Context(), req.UserIDs, req.Data, req.TTL)
 	if err != nil {
 		failFrom(c, err)
 		return
 	}
-	c.Data(http.StatusOK, jsonContentType, appendPublishResponse(make([]byte, 0, 32+48*len(results)), results))
+	c.Data(http.StatusOK, jsonContentType, renderPublishResponse(results))
+}
+
+// renderPublishResponse is the 200 body of a publish.
+func renderPublishResponse(results []module.PublishResult) []byte {
+	return appendPublishResponse(make([]byte, 0, 32+48*len(results)), results)
 }
 
 const jsonContentType = "application/json; charset=utf-8"
@@ -74,7 +98,7 @@ func (h *Handlers) readBody(c *gin.Context) ([]byte, bool) {
 	limit := h.cfg.WebSocket.MaxMessageBytes
 	body, err := readBody(c.Writer, c.Request, limit)
 	if errors.Is(err, errBodyTooLarge) {
-		fail(c, http.StatusRequestEntityTooLarge, "body is larger than websocket.maxMessageBytes")
+		failWith(c, errBodyTooLarge413)
 		return nil, false
 	}
 	if err != nil {

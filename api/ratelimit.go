@@ -2,7 +2,6 @@ package api
 
 import (
 	"math"
-	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -84,7 +83,7 @@ func (h *Handlers) limitPublish(c *gin.Context) {
 	ok, wait := h.limiter.Allow(client)
 	if !ok {
 		c.Header("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-		fail(c, http.StatusTooManyRequests, "publish rate limit exceeded (limits.publishRate)")
+		failWith(c, errRateLimited)
 		return
 	}
 	c.Next()

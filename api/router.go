@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"pushlane/api/web"
@@ -16,12 +17,14 @@ func NewRouter(h *Handlers) http.Handler {
 	r.HandleMethodNotAllowed = true
 	// ClientIP (rate limits, logs) trusts X-Forwarded-For only from server.trustedProxies.
 	_ = r.SetTrustedProxies(h.cfg.Server.TrustedProxies)
-	r.Use(h.recoverJSON, h.observe)
-	r.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "no such route") })
-	r.NoMethod(func(c *gin.Context) { fail(c, http.StatusMethodNotAllowed, "method not allowed on this route") })
+	// The host and cross-site guards run before every route, 404s included.
+	r.Use(h.recoverJSON, h.observe, h.guardHost, h.refuseCrossSite)
+	r.NoRoute(func(c *gin.Context) { failWith(c, errNoRoute) })
+	r.NoMethod(func(c *gin.Context) { failWith(c, errNoMethod) })
 
 	r.GET("/getPushNews", h.subscribe) // token checked in the handler, before the upgrade
 	r.GET("/healthz", h.healthz)
+	r.HEAD("/healthz", h.healthz)
 
 	publish := r.Group("/", h.requireAPIKey, h.limitPublish)
 	publish.POST("/pushNews", h.publish)
@@ -31,6 +34,8 @@ func NewRouter(h *Handlers) http.Handler {
 	ops.DELETE("/deleteClient/:id", h.deleteClient)
 	ops.GET("/clients", h.listClients)
 	ops.GET("/clients/:id", h.getClient)
+	ops.GET("/messages/:userId", h.listMessages)
+	ops.GET("/messages/:userId/:id", h.getMessage)
 
 	// The classic demos: /echo and /chat are open (origin-checked); /tail streams log files, so it
 	// takes the API key like the ops routes, also as ?key= because browsers cannot set headers
@@ -41,6 +46,14 @@ func NewRouter(h *Handlers) http.Handler {
 	web.Register(r)
 
 	r.GET("/openapi.yaml", serveOpenAPI) // docs/openapi.yaml, embedded
-	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(h.registry, promhttp.HandlerOpts{})))
+	// With server.metricsAddr set, /metrics is served there (api/server) and not here.
+	if h.cfg.Server.MetricsAddr == "" {
+		r.GET("/metrics", h.requireAPIKey, gin.WrapH(MetricsHandler(h.registry)))
+	}
 	return r
+}
+
+// MetricsHandler serves the registry in the Prometheus text format.
+func MetricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }

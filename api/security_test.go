@@ -32,7 +32,8 @@ const (
 // secNode is one pushlane node on a real listener with a real SQLite file, configured by mutate,
 // built by server.New as the binary builds it.
 type secNode struct {
-	srv *httptest.Server
+	srv  *httptest.Server
+	node *server.Node
 }
 
 func newSecNode(t *testing.T, mutate func(*config.Config)) *secNode {
@@ -53,7 +54,7 @@ func newSecNode(t *testing.T, mutate func(*config.Config)) *secNode {
 		defer cancel()
 		a.Close(ctx)
 	})
-	return &secNode{srv: srv}
+	return &secNode{srv: srv, node: a}
 }
 
 func (n *secNode) wsURL(q url.Values) string {
@@ -82,6 +83,20 @@ func (n *secNode) dial(t *testing.T, q url.Values, header http.Header) (*websock
 
 func (n *secNode) do(t *testing.T, method, path, key string, body any) (int, map[string]any) {
 	t.Helper()
+	status, raw := n.send(t, method, path, key, body)
+	var out map[string]any
+	_ = json.Unmarshal(raw, &out)
+	if status >= 400 {
+		if s, _ := out["error"].(string); s == "" {
+			t.Fatalf("%s %s -> %d without a JSON error", method, path, status)
+		}
+	}
+	return status, out
+}
+
+// send is do without looking at the answer: the status and the raw body.
+func (n *secNode) send(t *testing.T, method, path, key string, body any) (int, []byte) {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -96,14 +111,11 @@ func (n *secNode) do(t *testing.T, method, path, key string, body any) (int, map
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var out map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&out)
-	if resp.StatusCode >= 400 {
-		if s, _ := out["error"].(string); s == "" {
-			t.Fatalf("%s %s -> %d without a JSON error", method, path, resp.StatusCode)
-		}
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return resp.StatusCode, out
+	return resp.StatusCode, raw
 }
 
 func token(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
@@ -152,7 +164,7 @@ func TestAPIKeysGuardPublishAndOpsRoutes(t *testing.T) {
 	if err := conn.ReadJSON(&f); err == nil {
 		t.Fatalf("a refused publish was stored: got a second message %v", f)
 	}
-	// Health and metrics stay open for probes.
+	// Health stays open for probes.
 	if st, _ := n.do(t, "GET", "/healthz", "", nil); st != http.StatusOK {
 		t.Errorf("healthz: %d", st)
 	}

@@ -11,6 +11,7 @@ type Config struct {
 	WebSocket WebSocket
 	Auth      Auth
 	Limits    Limits
+	Publish   Publish
 	Store     Store
 	Broker    Broker
 	Redis     Redis
@@ -29,6 +30,13 @@ type Server struct {
 	TrustedProxies    []string // proxies whose X-Forwarded-For is believed (client IP for limits and logs)
 	Pprof             bool
 	PprofAddr         string
+	// MetricsAddr serves GET /metrics on a listener of its own (and not on Addr); "" = on Addr,
+	// behind the API key when auth.apiKeys is set.
+	MetricsAddr string
+	// AllowedHosts are Host names accepted besides loopback names and IP addresses on a
+	// connection that arrived on a loopback address while auth.apiKeys or auth.jwtSecret is
+	// empty (the DNS rebinding guard, docs/security.md).
+	AllowedHosts []string
 }
 
 // TLS enables HTTPS and wss:// when both files are set.
@@ -62,6 +70,11 @@ type Auth struct {
 type Limits struct {
 	PublishRate  float64 // requests per second per API key or client IP; 0 = no limit
 	PublishBurst int
+}
+
+// Publish tunes POST /pushNews.
+type Publish struct {
+	IdempotencyWindow time.Duration // how long an Idempotency-Key is remembered
 }
 
 // Store selects and tunes the message store.

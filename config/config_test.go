@@ -103,6 +103,7 @@ func TestDefaults(t *testing.T) {
 		{"redis.password", c.Redis.Password, ""},
 		{"redis.db", c.Redis.DB, 0},
 		{"redis.keyPrefix", c.Redis.KeyPrefix, "pushlane:"},
+		{"publish.idempotencyWindow", c.Publish.IdempotencyWindow, 24 * time.Hour},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
@@ -157,9 +158,6 @@ func TestRepoConfigEqualsDefault(t *testing.T) {
 	res := mustLoad(t, repoConfig, noEnv)
 	if res.File != repoConfig {
 		t.Errorf("File = %q, want %q", res.File, repoConfig)
-	}
-	if len(res.Warnings) != 0 {
-		t.Errorf("warnings for the shipped config.yaml: %v", res.Warnings)
 	}
 	if !reflect.DeepEqual(res.Config, config.Default()) {
 		t.Errorf("config.yaml loads as\n%+v\nbut the defaults are\n%+v", res.Config, config.Default())
@@ -347,17 +345,55 @@ func TestPartialFileKeepsDefaults(t *testing.T) {
 	}
 }
 
-func TestUnknownKeysWarn(t *testing.T) {
-	path := writeFile(t, "server:\n  adress: \":1\"\nwebsockets:\n  pingInterval: 1s\n")
-	res := mustLoad(t, path, noEnv)
-	joined := strings.Join(res.Warnings, "\n")
-	for _, k := range []string{"server.adress", "websockets.pinginterval"} {
-		if !strings.Contains(strings.ToLower(joined), k) {
-			t.Errorf("no warning about %s in %q", k, res.Warnings)
+// TestUnknownKeyIsAnError: a key the server does not know (a typo, most likely) stops start-up
+// naming it, with the closest known key as a hint.
+func TestUnknownKeyIsAnError(t *testing.T) {
+	cases := []struct{ file, key, hint string }{
+		{"websocket:\n  pingIntervall: 5s\n", "websocket.pingintervall", "websocket.pingInterval"},
+		{"websockets:\n  pingInterval: 1s\n", "websockets.pinginterval", "websocket.pingInterval"},
+		{"server:\n  adress: \":1\"\n", "server.adress", "server.addr"},
+		{"pingInterval: 1s\n", "pinginterval", "websocket.pingInterval"},
+		{"store:\n  maxperuser: 5\n  ttll: 1h\n", "store.ttll", "store.ttl"},
+		{"nothing:\n  likeIt: 1\n", "nothing.likeit", ""},
+	}
+	for _, tc := range cases {
+		_, err := config.Load(writeFile(t, tc.file), noEnv)
+		var ce *config.Error
+		if !errors.As(err, &ce) {
+			t.Errorf("file %q: error %v, want a *config.Error naming %s", tc.file, err, tc.key)
+			continue
+		}
+		if ce.Key != tc.key {
+			t.Errorf("file %q: Error.Key %q, want %q (%v)", tc.file, ce.Key, tc.key, err)
+		}
+		msg := err.Error()
+		if hint := "did you mean " + tc.hint + "?"; tc.hint != "" && !strings.Contains(msg, hint) {
+			t.Errorf("file %q: error %q lacks the hint %q", tc.file, msg, hint)
+		}
+		if tc.hint == "" && strings.Contains(msg, "did you mean") {
+			t.Errorf("file %q: error %q hints at a key that is nothing like it", tc.file, msg)
+		}
+		if strings.ContainsAny(msg, "\r\n") {
+			t.Errorf("error %q is not one line", msg)
 		}
 	}
-	if !reflect.DeepEqual(res.Config, config.Default()) {
-		t.Errorf("unknown keys changed the config: %+v", res.Config)
+	// Known keys in any letter case are not unknown (YAML keys are matched case-insensitively).
+	if _, err := config.Load(writeFile(t, "store:\n  maxperuser: 5\n"), noEnv); err != nil {
+		t.Errorf("a known key in lower case: %v", err)
+	}
+}
+
+// TestSeveralBadValuesNameTheFirstInTableOrder: with several bad keys the error always names the
+// same one, the first in the order of the configuration table.
+func TestSeveralBadValuesNameTheFirstInTableOrder(t *testing.T) {
+	path := writeYAML(t, "server.idleTimeout", "-1s", "server.readTimeout", "-1s",
+		"server.readHeaderTimeout", "-1s", "server.shutdownTimeout", "-1s")
+	for range 50 {
+		_, err := config.Load(path, noEnv)
+		var ce *config.Error
+		if !errors.As(err, &ce) || ce.Key != "server.shutdownTimeout" {
+			t.Fatalf("error %v, want one naming server.shutdownTimeout (the first of the table)", err)
+		}
 	}
 }
 
@@ -396,6 +432,11 @@ func TestBadValues(t *testing.T) {
 		{name: "bad listen address", env: map[string]string{"PUSH_SERVER_ADDR": "nope"}, key: "server.addr"},
 		{name: "bad origin", file: []string{"websocket.allowedOrigins", `["not an origin"]`}, key: "websocket.allowedOrigins"},
 		{name: "api keys not a list", file: []string{"auth.apiKeys", "{a: 1}"}, key: "auth.apiKeys"},
+		{name: "bad metrics address", env: map[string]string{"PUSH_SERVER_METRICSADDR": "9090"}, key: "server.metricsAddr"},
+		{name: "allowed host with a scheme", file: []string{"server.allowedHosts", `["https://push.example.com"]`}, key: "server.allowedHosts"},
+		{name: "allowed host with a port", env: map[string]string{"PUSH_SERVER_ALLOWEDHOSTS": "push.example.com:8080"}, key: "server.allowedHosts"},
+		{name: "zero idempotency window", file: []string{"publish.idempotencyWindow", "0s"}, key: "publish.idempotencyWindow"},
+		{name: "bad idempotency window", env: map[string]string{"PUSH_PUBLISH_IDEMPOTENCYWINDOW": "a day"}, key: "publish.idempotencyWindow"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -435,6 +476,8 @@ func TestValidValuesAccepted(t *testing.T) {
 		{"PUSH_WEBSOCKET_ALLOWEDORIGINS": "*"},
 		{"PUSH_SERVER_ADDR": "127.0.0.1:0"},
 		{"PUSH_STORE_DRIVER": "memory", "PUSH_STORE_PATH": ""},
+		{"PUSH_SERVER_METRICSADDR": "127.0.0.1:9090", "PUSH_SERVER_ALLOWEDHOSTS": "push.example.com,localhost"},
+		{"PUSH_PUBLISH_IDEMPOTENCYWINDOW": "1h30m"},
 	}
 	for _, env := range cases {
 		if _, err := config.Load(writeFile(t, ""), envMap(env)); err != nil {

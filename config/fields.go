@@ -28,6 +28,8 @@ var fields = []field{
 	{"server.trustedProxies", []string{}, list(func(c *Config) *[]string { return &c.Server.TrustedProxies })},
 	{"server.pprof", false, boolean(func(c *Config) *bool { return &c.Server.Pprof })},
 	{"server.pprofAddr", "127.0.0.1:6060", str(func(c *Config) *string { return &c.Server.PprofAddr })},
+	{"server.metricsAddr", "", str(func(c *Config) *string { return &c.Server.MetricsAddr })},
+	{"server.allowedHosts", []string{}, list(func(c *Config) *[]string { return &c.Server.AllowedHosts })},
 
 	{"websocket.pingInterval", "10s", dur(func(c *Config) *time.Duration { return &c.WebSocket.PingInterval })},
 	{"websocket.pongWait", "30s", dur(func(c *Config) *time.Duration { return &c.WebSocket.PongWait })},
@@ -43,6 +45,8 @@ var fields = []field{
 
 	{"limits.publishRate", 0, float(func(c *Config) *float64 { return &c.Limits.PublishRate })},
 	{"limits.publishBurst", 100, integer(func(c *Config) *int { return &c.Limits.PublishBurst })},
+
+	{"publish.idempotencyWindow", "24h", dur(func(c *Config) *time.Duration { return &c.Publish.IdempotencyWindow })},
 
 	{"store.driver", "sqlite", str(func(c *Config) *string { return &c.Store.Driver })},
 	{"store.path", "data/push.db", str(func(c *Config) *string { return &c.Store.Path })},

@@ -25,11 +25,10 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("config: %s: %s", e.Key, e.Msg) }
 
-// Result is a loaded configuration plus what the operator should be told about it.
+// Result is a loaded configuration and where it came from.
 type Result struct {
-	Config   Config
-	File     string   // the file read, "" when none
-	Warnings []string // e.g. unknown keys in the file
+	Config Config
+	File   string // the file read, "" when none
 }
 
 // Load reads path (DefaultPath when empty; then a missing file is not an error), applies the
@@ -55,7 +54,9 @@ func Load(path string, getenv func(string) string) (Result, error) {
 			return res, &Error{Key: path, Msg: "cannot parse config file: " + oneLine(err.Error())}
 		}
 		res.File = path
-		res.Warnings = unknownKeys(v)
+		if err := unknownKey(v); err != nil {
+			return res, err
+		}
 	}
 	for _, f := range fields {
 		if val := getenv(envName(f.key)); val != "" {
@@ -109,20 +110,45 @@ func decode(v *viper.Viper) (Config, error) {
 	return cfg, nil
 }
 
-// unknownKeys names keys in the file that pushlane does not know, so a typo does not pass silently.
-func unknownKeys(v *viper.Viper) []string {
+// unknownKey refuses a key in the file that pushlane does not know: a typo must not pass
+// silently and leave the default in force. The error names the first unknown key in sorted
+// order, with the closest known key as a hint.
+func unknownKey(v *viper.Viper) error {
 	known := make(map[string]bool, len(fields))
 	for _, f := range fields {
 		known[strings.ToLower(f.key)] = true
 	}
-	var out []string
+	var unknown []string
 	for _, k := range v.AllKeys() {
-		if !known[k] {
-			out = append(out, "unknown config key "+k+" (ignored)")
+		if !known[k] && !underKnownKey(k, known) {
+			unknown = append(unknown, k)
 		}
 	}
-	sort.Strings(out)
-	return out
+	if len(unknown) == 0 {
+		return nil
+	}
+	sort.Strings(unknown)
+	msg := "unknown key"
+	if hint := closestKey(unknown[0]); hint != "" {
+		msg += "; did you mean " + hint + "?"
+	} else {
+		msg += " (config.yaml in the repository lists every key)"
+	}
+	if n := len(unknown) - 1; n > 0 {
+		msg += fmt.Sprintf(" (and %d more unknown: %s)", n, strings.Join(unknown[1:], ", "))
+	}
+	return &Error{Key: unknown[0], Msg: msg}
+}
+
+// underKnownKey reports whether k lies inside a known key's value ("auth.apikeys.a" from a map
+// given for the list auth.apiKeys): decoding then names the known key and says what is wrong.
+func underKnownKey(k string, known map[string]bool) bool {
+	for i := 0; i < len(k); i++ {
+		if k[i] == '.' && known[k[:i]] {
+			return true
+		}
+	}
+	return false
 }
 
 func describeFileError(err error) string {

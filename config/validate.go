@@ -17,14 +17,18 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Server.Addr); err != nil {
 		return bad("server.addr", "must be host:port or :port, got %q", c.Server.Addr)
 	}
-	for key, d := range map[string]time.Duration{
-		"server.shutdownTimeout":   c.Server.ShutdownTimeout,
-		"server.readHeaderTimeout": c.Server.ReadHeaderTimeout,
-		"server.readTimeout":       c.Server.ReadTimeout,
-		"server.idleTimeout":       c.Server.IdleTimeout,
+	// In the order of the table, so that with several bad keys the same one is named each time.
+	for _, t := range []struct {
+		key string
+		d   time.Duration
+	}{
+		{"server.shutdownTimeout", c.Server.ShutdownTimeout},
+		{"server.readHeaderTimeout", c.Server.ReadHeaderTimeout},
+		{"server.readTimeout", c.Server.ReadTimeout},
+		{"server.idleTimeout", c.Server.IdleTimeout},
 	} {
-		if d < 0 {
-			return bad(key, "must not be negative, got %s", d)
+		if t.d < 0 {
+			return bad(t.key, "must not be negative, got %s", t.d)
 		}
 	}
 	if (c.Server.TLS.CertFile == "") != (c.Server.TLS.KeyFile == "") {
@@ -40,6 +44,17 @@ func (c Config) Validate() error {
 	if c.Server.Pprof {
 		if _, _, err := net.SplitHostPort(c.Server.PprofAddr); err != nil {
 			return bad("server.pprofAddr", "must be host:port, got %q", c.Server.PprofAddr)
+		}
+	}
+
+	if c.Server.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.Server.MetricsAddr); err != nil {
+			return bad("server.metricsAddr", "must be empty (metrics on server.addr) or host:port, got %q", c.Server.MetricsAddr)
+		}
+	}
+	for _, h := range c.Server.AllowedHosts {
+		if !validHostName(h) {
+			return bad("server.allowedHosts", "%q is not a host name (letters, digits, '-' and '.', no scheme or port)", h)
 		}
 	}
 
@@ -80,6 +95,10 @@ func (c Config) Validate() error {
 	}
 	if c.Limits.PublishBurst < 1 {
 		return bad("limits.publishBurst", "must be at least 1, got %d", c.Limits.PublishBurst)
+	}
+
+	if c.Publish.IdempotencyWindow <= 0 {
+		return bad("publish.idempotencyWindow", "must be greater than 0, got %s", c.Publish.IdempotencyWindow)
 	}
 
 	switch c.Store.Driver {
@@ -126,4 +145,24 @@ func (c Config) Validate() error {
 		return bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
 	}
 	return nil
+}
+
+// validHostName accepts a DNS name as a Host header carries it, without port: labels of
+// letters, digits and '-', separated by dots.
+func validHostName(h string) bool {
+	if h == "" || len(h) > 253 || strings.HasPrefix(h, ".") || strings.HasSuffix(h, ".") {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -92,19 +92,16 @@ func (hh *handshakeHub) dial(t *testing.T, user string) *websocket.Conn {
 	return conn
 }
 
-// expectClose reads until the connection closes and requires the close code.
+// expectClose reads the next frame and requires it to be a close frame with the code.
 func expectClose(t *testing.T, conn *websocket.Conn, code int) {
 	t.Helper()
-	for {
-		_, b, err := conn.ReadMessage()
-		if err == nil {
-			t.Fatalf("got frame %s, want close %d", b, code)
-		}
-		var ce *websocket.CloseError
-		if !errors.As(err, &ce) || ce.Code != code {
-			t.Fatalf("read: %v, want close %d", err, code)
-		}
-		return
+	_, b, err := conn.ReadMessage()
+	if err == nil {
+		t.Fatalf("got frame %s, want close %d", b, code)
+	}
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != code {
+		t.Fatalf("read: %v, want close %d", err, code)
 	}
 }
 

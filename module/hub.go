@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sort"
 	"sync"
@@ -150,7 +151,7 @@ func (h *Hub) Reserve(ctx context.Context, opts ConnectOptions) (*Ticket, error)
 	// Listen for the user's live messages first (a cluster broker subscribes here), so that
 	// none published after the last-id read is missed.
 	if err := h.watcher.Watch(ctx, opts.UserID); err != nil {
-		return nil, errors.Join(ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: watch user: %w", ErrUnavailable, err)
 	}
 	c := newClient(h, opts)
 	// The write loop starts at Connect; until then frames only queue.
@@ -163,7 +164,7 @@ func (h *Hub) Reserve(ctx context.Context, opts ConnectOptions) (*Ticket, error)
 	last := head.LastID
 	if err != nil {
 		h.unregister(c) // also ends the Watch
-		return nil, errors.Join(ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: store head: %w", ErrUnavailable, err)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

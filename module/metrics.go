@@ -18,6 +18,14 @@ type Metrics struct {
 	DeliveryLatency prometheus.Histogram
 	StoreLatency    *prometheus.HistogramVec // by op
 
+	// IdempotentReplays counts publishes answered from an earlier request with the same
+	// Idempotency-Key (nothing stored or delivered again).
+	IdempotentReplays prometheus.Counter
+	// StatusLookups counts GET /messages/:userId/:id answers by what they said: the message's
+	// status (pending, sent, acked) or not_found. It shows what backends find when they ask,
+	// not how many messages are in each state (that would take a scan of the store).
+	StatusLookups *prometheus.CounterVec
+
 	// The per-frame counters, resolved once: a label lookup hashes its values on every call.
 	deliveredLive, deliveredBacklog, deliveredBroadcast prometheus.Counter
 }
@@ -42,13 +50,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		StoreLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pushlane_store_seconds",
 			Help:    "Store operation latency, by operation.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}}, []string{"op"}),
+		IdempotentReplays: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushlane_idempotent_replays_total",
+			Help: "Publishes answered as a replay of an earlier request with the same Idempotency-Key (nothing stored or delivered again)."}),
+		StatusLookups: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushlane_status_lookups_total",
+			Help: "GET /messages/:userId/:id answers, by the status found (pending, sent, acked) or not_found."}, []string{"result"}),
 	}
 	m.deliveredLive = m.Delivered.WithLabelValues("live")
 	m.deliveredBacklog = m.Delivered.WithLabelValues("backlog")
 	m.deliveredBroadcast = m.Delivered.WithLabelValues("broadcast")
 	if reg != nil {
 		reg.MustRegister(m.Connections, m.UsersOnline, m.Published, m.Delivered, m.Queued, m.Expired, m.Trimmed,
-			m.SlowConsumers, m.PongTimeouts, m.Broadcasts, m.DeliveryLatency, m.StoreLatency)
+			m.SlowConsumers, m.PongTimeouts, m.Broadcasts, m.DeliveryLatency, m.StoreLatency, m.IdempotentReplays, m.StatusLookups)
 	}
 	return m
 }

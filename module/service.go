@@ -41,6 +41,18 @@ type PublishResult struct {
 // Publish stores one message per distinct user (durably, before returning) and delivers it.
 // userIDs must be valid and distinct. ttl 0 means the default.
 func (s *Service) Publish(ctx context.Context, userIDs []string, data json.RawMessage, ttl time.Duration) ([]PublishResult, error) {
+	start := time.Now()
+	msgs, err := s.store.Append(ctx, s.drafts(userIDs, data, ttl))
+	s.metrics.StoreLatency.WithLabelValues("append").Observe(time.Since(start).Seconds())
+	if err != nil {
+		return nil, fmt.Errorf("%w: store append: %w", ErrUnavailable, err)
+	}
+	s.metrics.Published.Add(float64(len(msgs)))
+	return s.results(ctx, msgs), nil
+}
+
+// drafts makes one draft per user; ttl 0 means the default.
+func (s *Service) drafts(userIDs []string, data json.RawMessage, ttl time.Duration) []Draft {
 	if ttl <= 0 {
 		ttl = s.defaultTTL
 	}
@@ -48,13 +60,11 @@ func (s *Service) Publish(ctx context.Context, userIDs []string, data json.RawMe
 	for i, u := range userIDs {
 		drafts[i] = Draft{UserID: u, Data: data, TTL: ttl}
 	}
-	start := time.Now()
-	msgs, err := s.store.Append(ctx, drafts)
-	s.metrics.StoreLatency.WithLabelValues("append").Observe(time.Since(start).Seconds())
-	if err != nil {
-		return nil, fmt.Errorf("store append: %w", errors.Join(ErrUnavailable, err))
-	}
-	s.metrics.Published.Add(float64(len(msgs)))
+	return drafts
+}
+
+// results says, for each stored message, whether its user was online.
+func (s *Service) results(ctx context.Context, msgs []Message) []PublishResult {
 	recipients := make([]string, len(msgs))
 	for i, m := range msgs {
 		recipients[i] = m.UserID
@@ -67,14 +77,14 @@ func (s *Service) Publish(ctx context.Context, userIDs []string, data json.RawMe
 	for i, m := range msgs {
 		out[i] = PublishResult{UserID: m.UserID, ID: m.ID, Online: online[i]}
 	}
-	return out, nil
+	return out
 }
 
 // Broadcast sends data to every live connection on every node (not stored).
 func (s *Service) Broadcast(ctx context.Context, data json.RawMessage) (int, error) {
 	n, err := s.broker.Broadcast(ctx, data, s.now())
 	if err != nil {
-		return 0, fmt.Errorf("broker broadcast: %w", errors.Join(ErrUnavailable, err))
+		return 0, fmt.Errorf("%w: broker broadcast: %w", ErrUnavailable, err)
 	}
 	s.metrics.Broadcasts.Inc()
 	return n, nil
@@ -91,13 +101,13 @@ func (s *Service) Kick(ctx context.Context, userID string, purge bool) (KickResu
 	var res KickResult
 	closed, err := s.broker.Kick(ctx, userID)
 	if err != nil {
-		return res, fmt.Errorf("broker kick: %w", errors.Join(ErrUnavailable, err))
+		return res, fmt.Errorf("%w: broker kick: %w", ErrUnavailable, err)
 	}
 	res.Closed = closed
 	if purge {
 		n, err := s.store.Purge(ctx, userID)
 		if err != nil {
-			return res, fmt.Errorf("store purge: %w", errors.Join(ErrUnavailable, err))
+			return res, fmt.Errorf("%w: store purge: %w", ErrUnavailable, err)
 		}
 		res.Purged = n
 	}
@@ -108,7 +118,7 @@ func (s *Service) Kick(ctx context.Context, userID string, purge bool) (KickResu
 func (s *Service) Users(ctx context.Context) ([]UserConns, error) {
 	users, err := s.broker.Users(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("broker users: %w", errors.Join(ErrUnavailable, err))
+		return nil, fmt.Errorf("%w: broker users: %w", ErrUnavailable, err)
 	}
 	return users, nil
 }
@@ -123,11 +133,11 @@ type UserDetail struct {
 func (s *Service) User(ctx context.Context, userID string) (UserDetail, error) {
 	conns, err := s.broker.Connections(ctx, userID)
 	if err != nil {
-		return UserDetail{}, fmt.Errorf("broker connections: %w", errors.Join(ErrUnavailable, err))
+		return UserDetail{}, fmt.Errorf("%w: broker connections: %w", ErrUnavailable, err)
 	}
 	stats, err := s.store.Stats(ctx, userID)
 	if err != nil {
-		return UserDetail{}, fmt.Errorf("store stats: %w", errors.Join(ErrUnavailable, err))
+		return UserDetail{}, fmt.Errorf("%w: store stats: %w", ErrUnavailable, err)
 	}
 	return UserDetail{Connections: conns, Stats: stats}, nil
 }
@@ -135,4 +145,37 @@ func (s *Service) User(ctx context.Context, userID string) (UserDetail, error) {
 // Health pings the store and the broker; nil errors mean healthy.
 func (s *Service) Health(ctx context.Context) (storeErr, brokerErr error) {
 	return s.store.Health(ctx), s.broker.Ping(ctx)
+}
+
+// MessageStatus returns one stored message of the user with its delivery status; ErrNotFound
+// when it is not stored (never was, expired, trimmed or purged).
+func (s *Service) MessageStatus(ctx context.Context, userID string, id uint64) (MessageStatus, error) {
+	m, err := s.store.Status(ctx, userID, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		s.metrics.StatusLookups.WithLabelValues("not_found").Inc()
+		return MessageStatus{}, ErrNotFound
+	case err != nil:
+		return MessageStatus{}, fmt.Errorf("%w: store status: %w", ErrUnavailable, err)
+	}
+	s.metrics.StatusLookups.WithLabelValues(m.Status()).Inc()
+	return m, nil
+}
+
+// MessageStatuses returns up to limit stored messages of the user with an id above since,
+// oldest first, and the store's epoch (the id space those ids belong to). limit 0 reads no
+// messages, only the epoch.
+func (s *Service) MessageStatuses(ctx context.Context, userID string, since uint64, limit int) ([]MessageStatus, string, error) {
+	epoch, err := s.store.Epoch(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: store epoch: %w", ErrUnavailable, err)
+	}
+	if limit <= 0 {
+		return nil, epoch, nil
+	}
+	msgs, err := s.store.Statuses(ctx, userID, since, limit)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: store statuses: %w", ErrUnavailable, err)
+	}
+	return msgs, epoch, nil
 }

@@ -109,7 +109,7 @@ Examples:
   pushlane bench broadcast --conns 10000 --broadcasts 100
   # your staging deployment, with its credentials
   pushlane bench unicast --server https://push.staging.example.com --allow-remote \
-      --key "$PUSH_API_KEY" --jwt-secret "$PUSH_JWT_SECRET" --conns 2000
+      --key "$PUSH_API_KEY" --jwt-secret "$PUSH_AUTH_JWTSECRET" --conns 2000
 
 The last line of the output is one JSON object with every figure (null when not
 measured). Exit code: 0 clean run, 1 failures/losses/timeout, 2 usage error.

@@ -18,12 +18,11 @@ import (
 	"pushlane/config"
 )
 
-// result is one Run: its exit code, its output and the JSON report of its last line.
+// result is one Run: its exit code and its output.
 type result struct {
 	code   int
 	stdout string
 	stderr string
-	report map[string]any
 }
 
 func runBench(t *testing.T, args ...string) result {

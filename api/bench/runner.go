@@ -238,8 +238,6 @@ func failures(r *Report) []string {
 
 func ptr[T any](v T) *T { return &v }
 
-func zero(p *int64) bool { return p == nil || *p == 0 }
-
 // limiter paces the publishes to o.rate per second in total; nil when unpaced.
 func (b *bench) limiter() *rate.Limiter {
 	if b.o.rate <= 0 {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +36,7 @@ type Node struct {
 	redis    *goredis.Client // shared by the redis store and broker; nil when neither is used
 	handlers *api.Handlers
 	handler  http.Handler
+	registry *prometheus.Registry
 }
 
 // New builds a node from cfg. Close releases it.
@@ -43,7 +45,7 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := module.NewMetrics(reg)
 
-	a := &Node{cfg: cfg, log: log}
+	a := &Node{cfg: cfg, log: log, registry: reg}
 	// The store calls the broker in commit order; the broker exists before any publish can.
 	storeOpts := module.StoreOptions{
 		MaxPerUser: cfg.Store.MaxPerUser,
@@ -74,7 +76,9 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 		s, err := sqlite.Open(cfg.Store.Path, storeOpts, sqlite.WithSync(sqlite.Sync(cfg.Store.Sync)))
 		if err != nil {
 			a.closeRedis()
-			return nil, fmt.Errorf("store.path: %w", err)
+			// A file that cannot be created or opened is the operator's to fix in store.path:
+			// a configuration error (exit 2), named like every other.
+			return nil, &config.Error{Key: "store.path", Msg: strings.Join(strings.Fields(err.Error()), " ")}
 		}
 		a.store = s
 	default:
@@ -116,10 +120,12 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 	return a, nil
 }
 
-// Close drains the connections within ctx, then closes the demos, the broker and the store.
-func (a *Node) Close(ctx context.Context) {
-	if err := a.hub.Shutdown(ctx); err != nil {
-		a.log.Warn("connections did not drain", "err", err)
+// Close drains the connections within ctx, then closes the demos, the broker and the store. It
+// returns the hub's error when the drain did not finish in time (connections were cut off).
+func (a *Node) Close(ctx context.Context) error {
+	drainErr := a.hub.Shutdown(ctx)
+	if drainErr != nil {
+		a.log.Warn("connections did not drain", "err", drainErr)
 	}
 	a.hub.Close()
 	a.handlers.Close()
@@ -130,6 +136,7 @@ func (a *Node) Close(ctx context.Context) {
 		a.log.Warn("store close", "err", err)
 	}
 	a.closeRedis()
+	return drainErr
 }
 
 func (a *Node) closeRedis() {
@@ -192,6 +199,9 @@ func (a *Node) Hub() *module.Hub { return a.hub }
 
 // Service is the node's publish/broadcast/kick core.
 func (a *Node) Service() *module.Service { return a.svc }
+
+// MetricsHandler serves the node's Prometheus registry (for server.metricsAddr).
+func (a *Node) MetricsHandler() http.Handler { return api.MetricsHandler(a.registry) }
 
 // Store is the node's message store.
 func (a *Node) Store() module.Store { return a.store }

@@ -27,13 +27,23 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		return fmt.Errorf("listen on %s (server.addr): %w", cfg.Server.Addr, err)
 	}
 	if cfg.Server.Pprof {
-		stopPprof, err := startPprof(cfg.Server.PprofAddr, log)
+		_, stopPprof, err := serveSide(cfg.Server.PprofAddr, pprofHandler(), "pprof", log)
 		if err != nil {
 			_ = ln.Close()
 			a.Close(context.Background())
 			return fmt.Errorf("listen on %s (server.pprofAddr): %w", cfg.Server.PprofAddr, err)
 		}
 		defer stopPprof()
+	}
+	if cfg.Server.MetricsAddr != "" {
+		bound, stopMetrics, err := serveSide(cfg.Server.MetricsAddr, a.MetricsHandler(), "metrics", log)
+		if err != nil {
+			_ = ln.Close()
+			a.Close(context.Background())
+			return fmt.Errorf("listen on %s (server.metricsAddr): %w", cfg.Server.MetricsAddr, err)
+		}
+		defer stopMetrics()
+		fmt.Fprintf(stdout, "pushlane metrics on http://%s/metrics\n", bound)
 	}
 	srv := &http.Server{
 		Handler:           a.handler,
@@ -74,15 +84,26 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	// In-flight HTTP requests get half the budget, so one slow request cannot leave the
 	// WebSocket drain (queued frames, then 1001) no time at all.
 	httpCtx, cancelHTTP := context.WithTimeout(drainCtx, cfg.Server.ShutdownTimeout/2)
+	clean := true
 	if err := srv.Shutdown(httpCtx); err != nil {
 		log.Warn("http shutdown: requests still running after half of server.shutdownTimeout; closing them", "err", err)
 		_ = srv.Close()
+		clean = false
 	}
 	cancelHTTP()
-	a.Close(drainCtx)
+	if err := a.Close(drainCtx); err != nil {
+		clean = false
+	}
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", serveErr)
 	}
-	log.Info("pushlane stopped cleanly", "drain", time.Since(drainStart).Round(time.Millisecond))
+	drain := time.Since(drainStart).Round(time.Millisecond)
+	if !clean {
+		// Nothing accepted is lost (every message was stored before its 200), but some
+		// requests or connections were cut off instead of finishing: say so.
+		log.Warn("pushlane stopped after a drain that did not finish within server.shutdownTimeout", "drain", drain)
+		return nil
+	}
+	log.Info("pushlane stopped cleanly", "drain", drain)
 	return nil
 }
