@@ -7,11 +7,13 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"pushlane/api/demo"
+	"pushlane/api/transport"
 	"pushlane/config"
 	"pushlane/module"
 )
@@ -26,19 +28,20 @@ type Deps struct {
 
 // Handlers serves every route. Safe for concurrent use.
 type Handlers struct {
-	svc      *module.Service
-	hub      *module.Hub
-	cfg      config.Config
-	log      *slog.Logger
-	origins  *OriginPolicy
-	keys     *APIKeys
-	tokens   *TokenVerifier
-	limiter  *RateLimiter
-	upgrader websocket.Upgrader
-	metrics  *httpMetrics
-	registry *prometheus.Registry
-	demos    *demo.Demos
-	draining atomic.Bool
+	svc       *module.Service
+	hub       *module.Hub
+	cfg       config.Config
+	log       *slog.Logger
+	origins   *OriginPolicy
+	keys      *APIKeys
+	tokens    *TokenVerifier
+	limiter   *RateLimiter
+	upgrader  websocket.Upgrader
+	wsOptions transport.WebSocketOptions
+	metrics   *httpMetrics
+	registry  *prometheus.Registry
+	demos     *demo.Demos
+	draining  atomic.Bool
 }
 
 // NewHandlers builds the handlers from their dependencies.
@@ -66,6 +69,10 @@ func NewHandlers(d Deps) *Handlers {
 		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
 			writeJSONError(w, status, reason.Error())
 		},
+	}
+	h.wsOptions = transport.WebSocketOptions{
+		MaxMessageBytes: d.Config.WebSocket.MaxMessageBytes,
+		CloseGrace:      min(d.Config.WebSocket.WriteWait, 2*time.Second),
 	}
 	h.demos = demo.New(demo.Options{
 		TailFiles:       d.Config.Tail.Files,

@@ -16,6 +16,7 @@ type Config struct {
 	Redis     Redis
 	Log       Log
 	Tail      Tail
+	Demo      Demo
 }
 
 // Server is the HTTP listener.
@@ -47,6 +48,7 @@ type WebSocket struct {
 	WriteWait       time.Duration
 	MaxMessageBytes int
 	SendQueue       int
+	SendQueueBytes  int
 	AllowedOrigins  []string
 	MaxConnsPerUser int
 	MaxConns        int
@@ -92,6 +94,11 @@ type Redis struct {
 type Log struct {
 	Format string // text or json
 	Level  string // debug, info, warn, error
+}
+
+// Demo turns on the demonstration routes (/echo, /chat, /tail).
+type Demo struct {
+	Enabled bool
 }
 
 // Tail lists the log files GET /tail may stream, by name.

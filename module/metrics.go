@@ -17,6 +17,7 @@ type Metrics struct {
 	Broadcasts      prometheus.Counter
 	DeliveryLatency prometheus.Histogram
 	StoreLatency    *prometheus.HistogramVec // by op
+	AcksReceived    prometheus.Counter
 
 	// The per-frame counters, resolved once: a label lookup hashes its values on every call.
 	deliveredLive, deliveredBacklog, deliveredBroadcast prometheus.Counter
@@ -25,7 +26,7 @@ type Metrics struct {
 // NewMetrics creates the instruments and registers them with reg (nil: not registered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		Connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushlane_connections", Help: "WebSocket connections registered on this node."}),
+		Connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushlane_connections", Help: "Subscriber connections (WebSocket and SSE) registered on this node."}),
 		UsersOnline: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushlane_users_online", Help: "Users with at least one connection on this node."}),
 		Published:   prometheus.NewCounter(prometheus.CounterOpts{Name: "pushlane_messages_published_total", Help: "Messages accepted and stored (one per recipient)."}),
 		Delivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushlane_frames_delivered_total",
@@ -42,13 +43,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		StoreLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pushlane_store_seconds",
 			Help:    "Store operation latency, by operation.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}}, []string{"op"}),
+		AcksReceived: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushlane_acks_received_total", Help: "Acknowledgements received from version 2 clients."}),
 	}
 	m.deliveredLive = m.Delivered.WithLabelValues("live")
 	m.deliveredBacklog = m.Delivered.WithLabelValues("backlog")
 	m.deliveredBroadcast = m.Delivered.WithLabelValues("broadcast")
 	if reg != nil {
 		reg.MustRegister(m.Connections, m.UsersOnline, m.Published, m.Delivered, m.Queued, m.Expired, m.Trimmed,
-			m.SlowConsumers, m.PongTimeouts, m.Broadcasts, m.DeliveryLatency, m.StoreLatency)
+			m.SlowConsumers, m.PongTimeouts, m.Broadcasts, m.DeliveryLatency, m.StoreLatency, m.AcksReceived)
 	}
 	return m
 }

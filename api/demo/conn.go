@@ -7,7 +7,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"pushlane/module"
+	"pushlane/api/transport"
 )
 
 // CloseSlowConsumer is the close code of a chat member whose send queue overflowed (as in the core).
@@ -181,7 +181,7 @@ func (c *conn) readLoop(onMessage func(c *conn, kind int, data []byte)) {
 			case errors.Is(err, websocket.ErrReadLimit):
 				c.stop(websocket.CloseMessageTooBig, "")
 				// gorilla has sent 1009 but the rest of the frame is unread.
-				module.DiscardInput(c.ws.UnderlyingConn(), min(c.d.opts.WriteWait, closeGrace))
+				transport.DiscardInput(c.ws.NetConn(), min(c.d.opts.WriteWait, closeGrace))
 			case errors.As(err, &ce):
 				c.stop(peerCode, "")
 			default:
