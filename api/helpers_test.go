@@ -24,6 +24,8 @@ import (
 	"pushlane/config"
 	"pushlane/module"
 	"pushlane/module/store/memory"
+	redisstore "pushlane/module/store/redis"
+	"pushlane/module/store/redis/redistest"
 	"pushlane/module/store/sqlite"
 )
 
@@ -80,6 +82,14 @@ func newEnv(t testing.TB, driver string, tune func(*config.Config), opts ...envO
 			t.Fatalf("open sqlite store: %v", err)
 		}
 		e.store = s
+	case "redis":
+		// The redis store with the local broker: OnCommit delivers, as on a one-node server.
+		rdb := redistest.Client(t)
+		s, err := redisstore.New(rdb, storeOpts, redisstore.Options{KeyPrefix: redistest.Prefix(t, rdb)})
+		if err != nil {
+			t.Fatalf("open redis store: %v", err)
+		}
+		e.store = s
 	default:
 		t.Fatalf("unknown store driver %q", driver)
 	}
@@ -90,6 +100,7 @@ func newEnv(t testing.TB, driver string, tune func(*config.Config), opts ...envO
 		WriteWait:       ws.WriteWait,
 		MaxMessageBytes: ws.MaxMessageBytes,
 		SendQueue:       ws.SendQueue,
+		SendQueueBytes:  ws.SendQueueBytes,
 		MaxConnsPerUser: ws.MaxConnsPerUser,
 		MaxConns:        ws.MaxConns,
 	}, e.store, metrics, log)
@@ -141,6 +152,19 @@ func (l sendBufferListener) Accept() (net.Conn, error) {
 		_ = tc.SetWriteBuffer(32 << 10)
 	}
 	return c, err
+}
+
+// allStores are storeDrivers and the redis store (with the local broker).
+var allStores = append(append([]string{}, storeDrivers...), "redis")
+
+// forAllStores runs body as a parallel subtest against every store driver, redis included.
+func forAllStores(t *testing.T, body func(t *testing.T, driver string)) {
+	for _, d := range allStores {
+		t.Run(d, func(t *testing.T) {
+			t.Parallel()
+			body(t, d)
+		})
+	}
 }
 
 // forEachStore runs body as a parallel subtest against every store driver.
