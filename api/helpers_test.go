@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,6 +51,7 @@ type env struct {
 	handlers *Handlers
 	srv      *httptest.Server
 	http     *http.Client
+	stopOnce sync.Once
 }
 
 // newEnv starts a node with config.Default() changed by tune (may be nil) and the given store
@@ -115,7 +117,14 @@ func newEnv(t testing.TB, driver string, tune func(*config.Config), opts ...envO
 	e.http = e.srv.Client()
 	e.http.Timeout = 30 * time.Second
 
-	t.Cleanup(func() {
+	t.Cleanup(e.stop)
+	return e
+}
+
+// stop tears the node down, as a server that exits (once; cleanup calls it too).
+func (e *env) stop() {
+	e.stopOnce.Do(func() {
+		t := e.t
 		e.srv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -131,7 +140,6 @@ func newEnv(t testing.TB, driver string, tune func(*config.Config), opts ...envO
 			t.Errorf("store close: %v", err)
 		}
 	})
-	return e
 }
 
 // envOption changes the test server before it starts.
