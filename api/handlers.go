@@ -75,6 +75,8 @@ func NewHandlers(d Deps) *Handlers {
 		CloseGrace:      min(d.Config.WebSocket.WriteWait, 2*time.Second),
 	}
 	h.demos = demo.New(demo.Options{
+		SendQueueBytes:  d.Config.WebSocket.SendQueueBytes,
+		Admit:           h.hub.Admit,
 		TailFiles:       d.Config.Tail.Files,
 		MaxMessageBytes: d.Config.WebSocket.MaxMessageBytes,
 		WriteWait:       d.Config.WebSocket.WriteWait,
