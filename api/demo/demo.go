@@ -58,7 +58,7 @@ type Options struct {
 	// about to be upgraded; release gives it back when the connection ends. An error refuses the
 	// connection before the upgrade: 429 for module.ErrTooManyConns, 503 otherwise. nil: no
 	// limit.
-	Admit func() (release func(), err error)
+	Admit     func() (release func(), err error)
 	TailLines int              // lines of history GET /tail sends on connect; negative sends none. Default 10.
 	TailPoll  time.Duration    // how often GET /tail looks at the file. Default 250 ms.
 	Now       func() time.Time // clock of the chat "at" field. Default time.Now.
