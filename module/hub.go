@@ -411,6 +411,16 @@ func (h *Hub) CatchUp() {
 	}
 }
 
+// CatchUpUsers is CatchUp for the connections of these users only: a cluster broker that knows
+// which users missed messages while it was cut off catches up those alone.
+func (h *Hub) CatchUpUsers(userIDs []string) {
+	for _, u := range userIDs {
+		for _, c := range h.clientsOf(u) {
+			c.enqueue(queued{catchUp: true})
+		}
+	}
+}
+
 // Kick closes every connection of the user with code and reason, and returns how many.
 func (h *Hub) Kick(userID string, code int, reason string) int {
 	clients := h.clientsOf(userID)
