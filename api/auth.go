@@ -77,10 +77,10 @@ func (h *Handlers) requireAPIKey(c *gin.Context) {
 	c.Next()
 }
 
-// requireKeyForTail applies requireAPIKey to GET /tail only, accepting the key from the key
-// query parameter as well (a browser WebSocket cannot send an Authorization header).
-func (h *Handlers) requireKeyForTail(c *gin.Context) {
-	if c.FullPath() != "/tail" || !h.keys.Enabled() {
+// requireKeyForDemos applies requireAPIKey to the demonstration routes, accepting the key from
+// the key query parameter as well (a browser WebSocket cannot send an Authorization header).
+func (h *Handlers) requireKeyForDemos(c *gin.Context) {
+	if !h.keys.Enabled() {
 		c.Next()
 		return
 	}
@@ -159,4 +159,9 @@ func (v *TokenVerifier) Verify(token, userID string) (time.Time, error) {
 		return time.Time{}, ErrTokenInvalid
 	}
 	return claims.ExpiresAt.Time, nil
+}
+
+// demosOff answers the demonstration routes while demo.enabled is false.
+func demosOff(c *gin.Context) {
+	fail(c, http.StatusNotFound, "the demonstration routes are off (set demo.enabled: true to serve /echo, /chat and /tail)")
 }

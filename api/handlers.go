@@ -7,11 +7,13 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"pushlane/api/demo"
+	"pushlane/api/transport"
 	"pushlane/config"
 	"pushlane/module"
 )
@@ -26,21 +28,22 @@ type Deps struct {
 
 // Handlers serves every route. Safe for concurrent use.
 type Handlers struct {
-	svc      *module.Service
-	hub      *module.Hub
-	cfg      config.Config
-	log      *slog.Logger
-	origins  *OriginPolicy
-	hosts    *HostPolicy
-	keys     *APIKeys
-	tokens   *TokenVerifier
-	limiter  *RateLimiter
-	upgrader websocket.Upgrader
-	metrics  *httpMetrics
-	registry *prometheus.Registry
-	demos    *demo.Demos
-	draining atomic.Bool
-	health   healthLog
+	svc       *module.Service
+	hub       *module.Hub
+	cfg       config.Config
+	log       *slog.Logger
+	origins   *OriginPolicy
+	hosts     *HostPolicy
+	keys      *APIKeys
+	tokens    *TokenVerifier
+	limiter   *RateLimiter
+	upgrader  websocket.Upgrader
+	wsOptions transport.WebSocketOptions
+	metrics   *httpMetrics
+	registry  *prometheus.Registry
+	demos     *demo.Demos
+	draining  atomic.Bool
+	health    healthLog
 }
 
 // NewHandlers builds the handlers from their dependencies.
@@ -71,7 +74,13 @@ func NewHandlers(d Deps) *Handlers {
 			writeJSONError(w, status, reason.Error())
 		},
 	}
+	h.wsOptions = transport.WebSocketOptions{
+		MaxMessageBytes: d.Config.WebSocket.MaxMessageBytes,
+		CloseGrace:      min(d.Config.WebSocket.WriteWait, 2*time.Second),
+	}
 	h.demos = demo.New(demo.Options{
+		SendQueueBytes:  d.Config.WebSocket.SendQueueBytes,
+		Admit:           h.hub.Admit,
 		TailFiles:       d.Config.Tail.Files,
 		MaxMessageBytes: d.Config.WebSocket.MaxMessageBytes,
 		WriteWait:       d.Config.WebSocket.WriteWait,

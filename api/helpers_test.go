@@ -114,6 +114,7 @@ func newEnv(t testing.TB, driver string, tune func(*config.Config), opts ...envO
 		WriteWait:       ws.WriteWait,
 		MaxMessageBytes: ws.MaxMessageBytes,
 		SendQueue:       ws.SendQueue,
+		SendQueueBytes:  ws.SendQueueBytes,
 		MaxConnsPerUser: ws.MaxConnsPerUser,
 		MaxConns:        ws.MaxConns,
 	}, e.store, metrics, log)
@@ -184,6 +185,19 @@ func (l sendBufferListener) Accept() (net.Conn, error) {
 		_ = tc.SetWriteBuffer(32 << 10)
 	}
 	return c, err
+}
+
+// allStores are storeDrivers and the redis store (with the local broker).
+var allStores = append(append([]string{}, storeDrivers...), "redis")
+
+// forAllStores runs body as a parallel subtest against every store driver, redis included.
+func forAllStores(t *testing.T, body func(t *testing.T, driver string)) {
+	for _, d := range allStores {
+		t.Run(d, func(t *testing.T) {
+			t.Parallel()
+			body(t, d)
+		})
+	}
 }
 
 // forEachStore runs body as a parallel subtest against every store driver.

@@ -37,10 +37,15 @@ func NewRouter(h *Handlers) http.Handler {
 	ops.GET("/messages/:userId", h.listMessages)
 	ops.GET("/messages/:userId/:id", h.getMessage)
 
-	// The classic demos: /echo and /chat are open (origin-checked); /tail streams log files, so it
-	// takes the API key like the ops routes, also as ?key= because browsers cannot set headers
-	// on a WebSocket.
-	h.demos.Register(r.Group("/", h.requireKeyForTail))
+	// The classic demos, only with demo.enabled: they take the API key like the ops routes (also
+	// as ?key=, because browsers cannot set headers on a WebSocket) and count as connections.
+	if h.cfg.Demo.Enabled {
+		h.demos.Register(r.Group("/", h.requireKeyForDemos))
+	} else {
+		for _, path := range []string{"/echo", "/chat", "/tail"} {
+			r.GET(path, demosOff)
+		}
+	}
 
 	// The web console (GET /) and the browser client (GET /pushlane.js), embedded in the binary.
 	web.Register(r)

@@ -393,6 +393,7 @@ func TestTailNeedsTheAPIKey(t *testing.T) {
 	n := newSecNode(t, func(c *config.Config) {
 		c.Auth.APIKeys = []string{secKey}
 		c.Tail.Files = []string{logFile}
+		c.Demo.Enabled = true
 	})
 	base := "ws" + strings.TrimPrefix(n.srv.URL, "http") + "/tail?file=app.log"
 	if _, resp, err := websocket.DefaultDialer.Dial(base, nil); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
@@ -420,12 +421,11 @@ func TestTailNeedsTheAPIKey(t *testing.T) {
 			t.Fatalf("tail line: %q %v", line, err)
 		}
 	}
-	// The other demos stay open.
-	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(n.srv.URL, "http")+"/echo", nil)
-	if err != nil {
-		t.Fatalf("echo without a key: %v", err)
+	// The other demos need the key too (API.md "Demonstration routes").
+	_, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(n.srv.URL, "http")+"/echo", nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("echo without a key: %v %v, want 401", resp, err)
 	}
-	conn.Close()
 }
 
 // tamper changes the first character of a JWT's signature. (Changing the last characters can

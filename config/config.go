@@ -17,6 +17,7 @@ type Config struct {
 	Redis     Redis
 	Log       Log
 	Tail      Tail
+	Demo      Demo
 }
 
 // Server is the HTTP listener.
@@ -55,6 +56,7 @@ type WebSocket struct {
 	WriteWait       time.Duration
 	MaxMessageBytes int
 	SendQueue       int
+	SendQueueBytes  int
 	AllowedOrigins  []string
 	MaxConnsPerUser int
 	MaxConns        int
@@ -105,6 +107,11 @@ type Redis struct {
 type Log struct {
 	Format string // text or json
 	Level  string // debug, info, warn, error
+}
+
+// Demo turns on the demonstration routes (/echo, /chat, /tail).
+type Demo struct {
+	Enabled bool
 }
 
 // Tail lists the log files GET /tail may stream, by name.

@@ -36,6 +36,7 @@ var fields = []field{
 	{"websocket.writeWait", "10s", dur(func(c *Config) *time.Duration { return &c.WebSocket.WriteWait })},
 	{"websocket.maxMessageBytes", 65536, integer(func(c *Config) *int { return &c.WebSocket.MaxMessageBytes })},
 	{"websocket.sendQueue", 256, integer(func(c *Config) *int { return &c.WebSocket.SendQueue })},
+	{"websocket.sendQueueBytes", 1048576, integer(func(c *Config) *int { return &c.WebSocket.SendQueueBytes })},
 	{"websocket.allowedOrigins", []string{}, list(func(c *Config) *[]string { return &c.WebSocket.AllowedOrigins })},
 	{"websocket.maxConnsPerUser", 16, integer(func(c *Config) *int { return &c.WebSocket.MaxConnsPerUser })},
 	{"websocket.maxConns", 0, integer(func(c *Config) *int { return &c.WebSocket.MaxConns })},
@@ -67,6 +68,8 @@ var fields = []field{
 	{"log.level", "info", str(func(c *Config) *string { return &c.Log.Level })},
 
 	{"tail.files", []string{}, list(func(c *Config) *[]string { return &c.Tail.Files })},
+
+	{"demo.enabled", false, boolean(func(c *Config) *bool { return &c.Demo.Enabled })},
 }
 
 func str(at func(*Config) *string) func(*Config, any) error {

@@ -74,6 +74,9 @@ func (c Config) Validate() error {
 	if ws.SendQueue < 1 || ws.SendQueue > 1<<20 {
 		return bad("websocket.sendQueue", "must be between 1 and 1048576, got %d", ws.SendQueue)
 	}
+	if ws.SendQueueBytes < 1024 || ws.SendQueueBytes > 1<<30 {
+		return bad("websocket.sendQueueBytes", "must be between 1024 and 1073741824, got %d", ws.SendQueueBytes)
+	}
 	for _, o := range ws.AllowedOrigins {
 		if o == "*" {
 			continue

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"pushlane/api/transport"
 	"pushlane/module"
 	"pushlane/module/store/memory"
 )
@@ -57,12 +58,7 @@ func newBenchHub(b *testing.B) *benchHub {
 			http.Error(w, err.Error(), http.StatusTooManyRequests)
 			return
 		}
-		conn, err := up.Upgrade(module.BatchWrites(w), r, nil)
-		if err != nil {
-			t.Cancel()
-			return
-		}
-		bh.hub.Connect(t, conn)
+		transport.ServeWebSocket(bh.hub, t, &up, transport.WebSocketOptions{MaxMessageBytes: 65536, CloseGrace: time.Second}, w, r)
 	}))
 	b.Cleanup(func() {
 		bh.srv.Close()

@@ -4,85 +4,112 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
-// Close codes of API.md beyond the standard ones in gorilla/websocket.
+// Close codes of API.md. The WebSocket adapter sends them in close frames, the SSE adapter in
+// its "close" event.
 const (
-	CloseRemoved      = 4000 // DELETE /deleteClient
-	CloseSlowConsumer = 4001 // send queue overflowed
+	CloseNormal        = 1000
+	CloseGoingAway     = 1001 // server shutting down
+	CloseAbnormal      = 1006 // never sent: the connection broke
+	ClosePolicy        = 1008 // token expired
+	CloseTooBig        = 1009 // client frame over websocket.maxMessageBytes
+	CloseTryAgainLater = 1013 // the store failed while reading the backlog
+	CloseRemoved       = 4000 // DELETE /deleteClient
+	CloseSlowConsumer  = 4001 // send queue overflowed
 )
-
-// frameKind says how the write loop sends an outFrame.
-type frameKind uint8
-
-const (
-	frameMessage   frameKind = iota + 1 // a stored message: text frame, counted, marked delivered
-	frameBroadcast                      // text frame, counted, not stored
-	frameAppPong                        // {"type":"pong"}: text frame, not counted
-	framePing                           // WebSocket ping
-	framePong                           // WebSocket pong answering the peer's ping
-	frameCatchUp                        // not a frame: read the store after lastSent and send that
-)
-
-// outFrame is one queued write. data is shared by every client that receives the same message.
-type outFrame struct {
-	data []byte
-	id   uint64 // message id for frameMessage
-	born int64  // unix nanos when the message was accepted, for the latency histogram
-	kind frameKind
-}
-
-var appPong = []byte(`{"type":"pong"}`)
 
 // closeGrace bounds how long a closing connection waits for the peer's close frame before the
-// TCP connection is cut.
+// connection is cut.
 const closeGrace = 2 * time.Second
 
-// Client is one WebSocket connection of one user.
+// clientState is where a connection is in its life. Transitions, all under Client.mu:
 //
-// Concurrency: enqueue, closeWith and abort are safe from any goroutine. Only the write loop
-// writes to conn; it runs only while there is something to write (a client with an empty queue
-// has no writer goroutine, which is most of the memory saving for idle connections). Only the
-// read loop reads from conn. The queue is bounded by websocket.sendQueue: when it is full the
-// client is closed with 4001 and its messages stay in the store; the publisher never waits.
+//	reserved -> open      Connect attached the transport (the write loop may start)
+//	reserved -> closing   closed before the upgrade finished (Connect then cuts it)
+//	open     -> closing   closeWith: a close code was chosen; the queue is dropped, or drained
+//	                      first on shutdown
+//	closing  -> closed    the write loop sent the close (unless the peer or gorilla did) and cut
+//	                      the transport, or a write failed
+//
+// A client is in the hub's registry from Reserve until the first close; it never goes back.
+type clientState uint8
+
+const (
+	stateReserved clientState = iota
+	stateOpen
+	stateClosing
+	stateClosed
+)
+
+func (s clientState) String() string {
+	return [...]string{"reserved", "open", "closing", "closed"}[s]
+}
+
+// writerState says whether a write loop goroutine exists for the client. Transitions, under
+// Client.mu:
+//
+//	none    -> running  work arrived (a frame, the backlog, a close) on an open client
+//	running -> parked   the queue ran empty after a broadcast: wait for more (see writeLoop)
+//	parked  -> running  wake: work arrived, or the heartbeat retired the parked loop
+//	running -> none     the queue ran empty otherwise; or the client closed for good
+type writerState uint8
+
+const (
+	writerNone writerState = iota
+	writerRunning
+	writerParked
+)
+
+// Client is one subscriber connection of one user, over any Transport.
+//
+// Concurrency: enqueue, closeWith and the read-side methods (Touch, HandleText, HandlePing,
+// ReadEnded) are safe from any goroutine. Only the write loop calls the transport's write
+// methods; it runs only while there is work, so an idle client has no write goroutine. The
+// transport adapter's reader is the only caller of the read-side methods besides the hub.
+//
+// Fields are grouped by owner: immutable once Reserve returns; atomics; the heartbeat
+// goroutine's; mu's; the write loop's.
 type Client struct {
+	// Immutable once Reserve returns.
 	hub         *Hub
-	conn        *websocket.Conn // set once by attach, under mu; the loops start after that
-	batch       *batchConn      // conn's socket when it was upgraded through BatchWrites, else nil
 	id          uint64
 	userID      string
 	remoteAddr  string
 	connectedAt time.Time
-	expiresAt   int64 // token expiry in unix nanos; 0 = none. Immutable.
+	expiresAt   int64 // token expiry in unix nanos; 0 = none
+	kind        TransportKind
+	version     int // protocol version: 1, or 2 (hello, acks)
+	readerDone  chan struct{}
 
-	lastSeen atomic.Int64 // unix nanos of the last frame from the peer
+	lastSeen atomic.Int64 // unix nanos of the last sign of life from the peer
 	sent     atomic.Int64 // data and broadcast frames written
-	nextPing int64        // heartbeat goroutine only
 
-	mu           sync.Mutex
-	queue        []outFrame
-	head         int
-	writing      bool          // a write loop is running (or has finished the close for good)
-	idle         bool          // the write loop is parked on wake, its queue empty
-	idleSince    uint64        // the heartbeat round in which it parked
-	retire       bool          // the heartbeat told the parked write loop to exit
-	wake         chan struct{} // capacity 1; made when a write loop first parks
-	backlog      *BacklogQuery // the backlog to send before anything else; nil once sent
-	closing      bool          // no more frames accepted
-	drain        bool          // when closing: send what is queued first (shutdown)
-	closeCode    int
-	closeText    string
-	closeSent    bool // a close frame went out already (gorilla sends 1009 itself)
-	peerCode     int  // read loop only: the close code the peer sent (1000 when none)
-	abortEarly   bool // abort came before attach: cut the connection as soon as it exists
+	nextPing int64 // heartbeat goroutine only
+
+	mu          sync.Mutex
+	state       clientState
+	transport   Transport     // set by attach
+	queue       frameQueue    // bounded by websocket.sendQueue and websocket.sendQueueBytes
+	hello       *Frame        // version 2: written before anything else; nil once taken
+	backlog     *BacklogQuery // what the store owes before live frames; nil once taken
+	writer      writerState
+	parkedRound uint64        // heartbeat round in which the write loop parked
+	retire      bool          // the heartbeat told the parked write loop to exit
+	wake        chan struct{} // capacity 1; made when a write loop first parks
+	drain       bool          // closing: write what is queued first (shutdown)
+	closeCode   int
+	closeText   string
+	closeSent   bool // no close to write: sent already (by gorilla for 1009), or the transport broke
+	abortEarly  bool // cut before the transport was attached: Connect cuts it at once
+
 	unregistered bool // guarded by hub.mu
 
-	lastSent   uint64 // write loop only: the highest message id written
-	floor      uint64 // write loop only: ids up to here are not owed once the backlog is sent
-	readerDone chan struct{}
-	abortOnce  sync.Once
+	// Write loop only.
+	lastSent uint64 // the highest message id written
+	floor    uint64 // ids up to here are not owed once the backlog is sent
+
+	abortOnce sync.Once
 }
 
 func newClient(h *Hub, opts ConnectOptions) *Client {
@@ -92,9 +119,13 @@ func newClient(h *Hub, opts ConnectOptions) *Client {
 		userID:      opts.UserID,
 		remoteAddr:  opts.RemoteAddr,
 		connectedAt: now,
+		kind:        opts.Kind,
+		version:     max(opts.Version, 1),
 		readerDone:  make(chan struct{}),
-		peerCode:    websocket.CloseNormalClosure,
 		nextPing:    now.Add(h.cfg.PingInterval).UnixNano(),
+	}
+	if c.kind == 0 {
+		c.kind = TransportWebSocket
 	}
 	if !opts.ExpiresAt.IsZero() {
 		c.expiresAt = opts.ExpiresAt.UnixNano()
@@ -114,198 +145,176 @@ func (c *Client) info(node string) ConnInfo {
 	return ConnInfo{ID: id, RemoteAddr: c.remoteAddr, ConnectedAt: c.connectedAt.UTC(), MessagesSent: c.sent.Load()}
 }
 
-// enqueue queues f without blocking and starts the write loop when none runs.
-func (c *Client) enqueue(f outFrame) {
+// enqueue queues one entry without blocking. A full queue (by count or bytes) closes the client
+// with 4001: its messages stay stored, and the publisher never waits. A lone entry larger than
+// websocket.sendQueueBytes is still taken when the queue is empty, so any message that may be
+// published can be delivered.
+func (c *Client) enqueue(it queued) {
 	c.mu.Lock()
-	if c.closing {
+	if c.state >= stateClosing {
 		c.mu.Unlock()
 		return
 	}
-	if len(c.queue)-c.head >= c.hub.cfg.SendQueue {
-		c.startCloseLocked(CloseSlowConsumer, "slow consumer", false)
-		conn := c.conn
+	if c.queue.len() > 0 && (c.queue.len() >= c.hub.cfg.SendQueue || c.queue.size()+it.size() > c.hub.cfg.SendQueueBytes) {
 		c.mu.Unlock()
-		if conn != nil {
-			// The write in progress may have started long ago: a client that reads again within
-			// writeWait of the overflow must still get that write and then the 4001 close frame.
-			_ = conn.UnderlyingConn().SetWriteDeadline(time.Now().Add(c.hub.cfg.WriteWait))
-		}
-		c.hub.metrics.SlowConsumers.Inc()
-		c.hub.unregister(c)
+		c.overflow()
 		return
 	}
-	if c.head > 0 && len(c.queue) == cap(c.queue) {
-		// Reuse the consumed front instead of growing: the queue stays within 2x sendQueue.
-		n := copy(c.queue, c.queue[c.head:])
-		clear(c.queue[n:])
-		c.queue = c.queue[:n]
-		c.head = 0
-	}
-	c.queue = append(c.queue, f)
+	c.queue.push(it)
 	c.hub.metrics.Queued.Inc()
-	start := !c.writing
-	c.writing = true
-	if start {
-		c.hub.clientGoroutines.Add(1)
-	}
-	c.wakeLocked()
+	start := c.needWriterLocked()
 	c.mu.Unlock()
 	if start {
 		go c.writeLoop()
 	}
 }
 
-// closeWith closes the connection with a close frame. With drain, queued frames are written
-// first; otherwise they are dropped (they stay in the store). Only the first call counts.
-func (c *Client) closeWith(code int, text string, drain bool) {
-	c.mu.Lock()
-	if c.closing {
-		c.mu.Unlock()
+// overflow closes a slow consumer with 4001.
+func (c *Client) overflow() {
+	if !c.closeWith(CloseSlowConsumer, "slow consumer", false) {
 		return
 	}
-	c.startCloseLocked(code, text, drain)
-	start := !c.writing
-	c.writing = true
-	if start {
-		c.hub.clientGoroutines.Add(1)
+	c.hub.metrics.SlowConsumers.Inc()
+	c.mu.Lock()
+	t := c.transport
+	c.mu.Unlock()
+	if t != nil {
+		// The write in progress may have started long ago: a client that reads again within
+		// writeWait of the overflow must still get that write and then the close.
+		_ = t.SetWriteDeadline(time.Now().Add(c.hub.cfg.WriteWait))
 	}
+}
+
+// needWriterLocked wakes or starts the write loop for new work and reports whether the caller
+// must start its goroutine (after unlocking). Before the transport is attached nothing starts:
+// Connect starts the loop when work waits.
+func (c *Client) needWriterLocked() (start bool) {
+	if c.transport == nil {
+		return false
+	}
+	switch c.writer {
+	case writerNone:
+		c.writer = writerRunning
+		c.hub.clientGoroutines.Add(1)
+		return true
+	case writerParked:
+		c.writer = writerRunning
+		c.wake <- struct{}{} // never blocks: one token per parking, taken by the loop
+	}
+	return false
+}
+
+// closeWith starts closing the connection with code and text, and reports whether this call did
+// (only the first close counts). With drain the queued frames are written first (shutdown);
+// otherwise they are dropped: the messages stay stored. The client leaves the registry at once.
+func (c *Client) closeWith(code int, text string, drain bool) bool {
+	c.mu.Lock()
+	if c.state >= stateClosing {
+		c.mu.Unlock()
+		return false
+	}
+	c.state, c.closeCode, c.closeText, c.drain = stateClosing, code, text, drain
+	c.backlog, c.hello = nil, nil
+	if !drain {
+		c.dropQueueLocked()
+	}
+	start := c.needWriterLocked()
 	c.mu.Unlock()
 	c.hub.unregister(c)
 	if start {
 		go c.writeLoop()
 	}
-}
-
-// startCloseLocked marks the client closing. It does not start a write loop: on overflow one is
-// running already, and closeWith starts one when none is.
-func (c *Client) startCloseLocked(code int, text string, drain bool) {
-	c.closing = true
-	c.wakeLocked()
-	c.drain = drain
-	c.closeCode = code
-	c.closeText = text
-	if !drain {
-		c.dropQueueLocked()
-		c.backlog = nil
-	}
+	return true
 }
 
 func (c *Client) dropQueueLocked() {
-	if n := len(c.queue) - c.head; n > 0 {
+	if n := c.queue.drop(); n > 0 {
 		c.hub.metrics.Queued.Sub(float64(n))
 	}
-	c.queue = nil
-	c.head = 0
 }
 
-// attach gives the client its upgraded connection and reports whether the write loop must start
-// (a backlog, queued frames or a close are waiting); when not, the next enqueue starts it.
-func (c *Client) attach(conn *websocket.Conn) (startWriter bool) {
+// attach gives a reserved client its transport. It reports whether the write loop must start
+// now (the hello, a backlog, queued frames or a close wait), and whether the client was closed
+// or cut before the transport existed, in which case the caller cuts the transport.
+func (c *Client) attach(t Transport) (startWriter, cut bool) {
 	c.mu.Lock()
-	c.conn = conn
-	c.batch, _ = conn.UnderlyingConn().(*batchConn)
-	early := c.abortEarly
-	startWriter = c.backlog != nil || c.head < len(c.queue) || c.closing
-	c.writing = startWriter
-	c.mu.Unlock()
-	if early {
-		c.abort()
+	defer c.mu.Unlock()
+	c.transport = t
+	if c.abortEarly {
+		return false, true
 	}
-	return startWriter
+	if c.state == stateReserved {
+		c.state = stateOpen
+	}
+	if c.hello != nil || c.backlog != nil || c.queue.len() > 0 || c.state == stateClosing {
+		c.writer = writerRunning
+		return true, false
+	}
+	return false, false
 }
 
-// abort cuts the TCP connection: both loops then fail fast and exit. Before attach it only
-// leaves a note for attach.
+// abort cuts the transport: the write loop and the adapter's reader then fail fast and end.
+// Before attach it leaves a note for attach.
 func (c *Client) abort() {
 	c.mu.Lock()
-	conn := c.conn
-	if conn == nil {
+	t := c.transport
+	if t == nil {
 		c.abortEarly = true
 	}
-	c.mu.Unlock()
-	if conn != nil {
-		c.abortOnce.Do(func() { _ = conn.Close() })
+	if c.state < stateClosing {
+		c.state = stateClosing
 	}
-}
-
-// wakeLocked resumes a parked write loop: frames or a close are waiting.
-func (c *Client) wakeLocked() {
-	if c.idle {
-		c.idle = false
-		c.wake <- struct{}{} // never blocks: one token per parking, and the loop takes it
+	c.mu.Unlock()
+	if t != nil {
+		c.abortOnce.Do(t.Abort)
 	}
 }
 
 // retireIdleWriter ends a write loop that has been parked since before the previous heartbeat
-// round: from then on the connection costs no goroutine again until something is sent.
+// round (one to two rounds of idleness).
 func (c *Client) retireIdleWriter(round uint64) {
 	c.mu.Lock()
-	if c.idle && c.idleSince+1 < round {
+	if c.writer == writerParked && c.parkedRound+1 < round {
 		c.retire = true
-		c.wakeLocked()
+		c.writer = writerRunning
+		c.wake <- struct{}{}
 	}
 	c.mu.Unlock()
-}
-
-// pop takes the next job for the write loop. It returns ok=false when the loop must exit and
-// park=true when it must wait on c.wake (only when linger is asked for and nothing is queued);
-// more says that frames are queued behind f.
-func (c *Client) pop(linger bool) (f outFrame, backlog *BacklogQuery, closeNow, park, more, ok bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.backlog != nil {
-		backlog, c.backlog = c.backlog, nil
-		return f, backlog, false, false, false, true
-	}
-	if c.head < len(c.queue) {
-		f = c.queue[c.head]
-		c.queue[c.head] = outFrame{}
-		c.head++
-		c.hub.metrics.Queued.Dec()
-		return f, nil, false, false, c.head < len(c.queue), true
-	}
-	c.queue = c.queue[:0]
-	c.head = 0
-	if cap(c.queue) > 16 {
-		c.queue = nil // an idle connection keeps no queue memory
-	}
-	if c.closing {
-		return f, nil, true, false, false, true // writing stays true: this client never gets another writer
-	}
-	if linger && !c.retire {
-		if c.wake == nil {
-			c.wake = make(chan struct{}, 1)
-		}
-		c.idle = true
-		c.idleSince = c.hub.heartbeatRound.Load()
-		return f, nil, false, true, false, true
-	}
-	c.retire = false
-	c.wake = nil // no token is left in it: each one is taken right after parking
-	c.writing = false
-	return f, nil, false, false, false, false
 }
 
 // checkHeartbeat runs on the hub's heartbeat goroutine: expire tokens, drop silent peers, ping.
 func (c *Client) checkHeartbeat(now int64) {
 	if c.expiresAt != 0 && now >= c.expiresAt {
-		c.closeWith(websocket.ClosePolicyViolation, "token expired", false)
+		c.closeWith(ClosePolicy, "token expired", false)
 		return
 	}
-	if now-c.lastSeen.Load() > int64(c.hub.cfg.PongWait) {
+	if c.kind.peerSpeaks() && now-c.lastSeen.Load() > int64(c.hub.cfg.PongWait) {
 		c.hub.metrics.PongTimeouts.Inc()
-		c.mu.Lock()
-		c.closing = true
-		c.closeSent = true
-		c.dropQueueLocked()
-		c.wakeLocked()
-		c.mu.Unlock()
-		c.hub.unregister(c)
-		c.abort()
+		c.fail()
 		return
 	}
 	if now >= c.nextPing {
 		c.nextPing = now + int64(c.hub.cfg.PingInterval)
-		c.enqueue(outFrame{kind: framePing})
+		c.enqueue(queued{frame: Frame{Kind: FramePing}})
 	}
+}
+
+// fail ends a connection that can no longer be written to (its peer went silent, or a write
+// failed): no close frame, the queue is dropped, the transport is cut. A parked write loop is
+// woken so that it exits; a running one fails on its next write or finds the client closed.
+func (c *Client) fail() {
+	c.mu.Lock()
+	if c.state < stateClosing {
+		c.state, c.closeCode = stateClosing, CloseAbnormal
+	}
+	c.closeSent = true
+	c.backlog, c.hello = nil, nil
+	c.dropQueueLocked()
+	if c.writer == writerParked {
+		c.writer = writerRunning
+		c.wake <- struct{}{}
+	}
+	c.mu.Unlock()
+	c.hub.unregister(c)
+	c.abort()
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
+	"pushlane/api/transport"
 	"pushlane/module"
 	"pushlane/module/store/memory"
 )
@@ -60,12 +61,7 @@ func newHandshakeHubWrapped(t *testing.T, cfg module.HubConfig, inWindow func(h 
 			return
 		}
 		inWindow(hh.hub, opts.UserID)
-		conn, err := up.Upgrade(module.BatchWrites(wrap(w)), r, nil)
-		if err != nil {
-			ticket.Cancel()
-			return
-		}
-		hh.hub.Connect(ticket, conn)
+		transport.ServeWebSocket(hh.hub, ticket, &up, transport.WebSocketOptions{MaxMessageBytes: 65536, CloseGrace: time.Second}, wrap(w), r)
 	}))
 	hh.url = "ws" + strings.TrimPrefix(hh.srv.URL, "http") + "/?userId="
 	t.Cleanup(func() {

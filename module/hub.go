@@ -10,8 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // Errors returned by Hub.Reserve; the api layer answers 429 or 503 before the upgrade.
@@ -27,7 +25,8 @@ type HubConfig struct {
 	PongWait        time.Duration
 	WriteWait       time.Duration
 	MaxMessageBytes int
-	SendQueue       int
+	SendQueue       int // frames queued per connection; beyond: 4001
+	SendQueueBytes  int // bytes of frames queued per connection; beyond: 4001
 	MaxConnsPerUser int // 0 = no limit
 	MaxConns        int // 0 = no limit
 }
@@ -48,7 +47,13 @@ func (c *HubConfig) fillDefaults() {
 	if c.SendQueue <= 0 {
 		c.SendQueue = 256
 	}
+	if c.SendQueueBytes <= 0 {
+		c.SendQueueBytes = 1 << 20
+	}
 }
+
+// maxStoreReads bounds the backlog reads a node runs at once (see Hub.readBacklog).
+const maxStoreReads = 64
 
 // Hub is the registry of this node's connections: user -> set of clients. It delivers messages
 // to the clients of a user, runs the shared heartbeat, and closes clients on kick or shutdown.
@@ -73,6 +78,7 @@ type Hub struct {
 	stopOnce         sync.Once
 	heartbeatDone    chan struct{}
 	heartbeatRound   atomic.Uint64 // heartbeat ticks so far; parked write loops retire by it
+	storeReads       chan struct{} // a slot per backlog read in progress
 }
 
 // userConns is one user's entry. clients is copy-on-write: delivery reads it without copying.
@@ -103,6 +109,7 @@ func NewHub(cfg HubConfig, store Store, metrics *Metrics, log *slog.Logger) *Hub
 		users:         make(map[string]*userConns),
 		stop:          make(chan struct{}),
 		heartbeatDone: make(chan struct{}),
+		storeReads:    make(chan struct{}, maxStoreReads),
 	}
 	go h.runHeartbeat()
 	return h
@@ -124,10 +131,10 @@ func (noWatcher) Unwatch(string)                      {}
 // SetWatcher installs the cluster broker's watcher; call it before serving.
 func (h *Hub) SetWatcher(w UserWatcher) { h.watcher = w }
 
-// Ticket is a connection registered before the WebSocket upgrade, so limits answer 429 as plain
-// HTTP and nothing sent after the client sees the 101 can miss it: the client queues frames from
-// Reserve on and its write loop starts at Connect. Use it once with Connect, or give it back with
-// Cancel.
+// Ticket is a connection registered before the transport exists (before the WebSocket upgrade,
+// before the event stream's headers), so limits answer 429 as plain HTTP and nothing published
+// after the client sees the success can miss it: the client queues frames from Reserve on and its
+// write loop starts at Connect. Use it once with Connect, or give it back with Cancel.
 type Ticket struct {
 	hub    *Hub
 	client *Client
@@ -137,48 +144,63 @@ type Ticket struct {
 // ConnectOptions describe a subscriber.
 type ConnectOptions struct {
 	UserID     string
-	Since      *uint64 // nil: send the pending messages first
+	Since      *uint64 // nil: send the pending messages (the unread queue) first
+	Epoch      string  // version 2: the epoch Since belongs to ("" = not given)
+	Version    int     // protocol version: 1 (or 0), or 2 (hello and acks; WebSocket only)
+	Kind       TransportKind
 	RemoteAddr string
 	ExpiresAt  time.Time // token expiry; zero = never
 }
 
 // Reserve checks the limits, registers the connection (its frames queue until Connect) and
-// then decides what it is owed from the store. Registering before the user's last id is read is
-// what makes a publish racing the connect neither lost nor doubled: a message committed after
-// that read is delivered to the registered client live; one committed before is at or below the
-// last id and comes from the backlog when pending (or after since), deduplicated by id.
+// then decides what it is owed from the store.
+//
+// Registering before the user's head is read is what makes a publish racing the connect
+// neither lost nor doubled. The store makes an id visible to Head before it hands the message to
+// delivery (Head's invariant), so a message is either at or below the LastID read here (and
+// comes from the backlog, when owed) or delivered to the registered client live; both at once
+// is deduplicated by id.
+//
+// A since above the user's newest id cannot come from this store (a cursor from another store,
+// or from before a reset), nor can a since of another epoch: the connection then gets every
+// stored message, as for since=0, and a version 2 client is told recovered=false.
 func (h *Hub) Reserve(ctx context.Context, opts ConnectOptions) (*Ticket, error) {
 	// Listen for the user's live messages first (a cluster broker subscribes here), so that
-	// none published after the last-id read is missed.
+	// none published after the head read is missed.
 	if err := h.watcher.Watch(ctx, opts.UserID); err != nil {
 		return nil, fmt.Errorf("%w: watch user: %w", ErrUnavailable, err)
 	}
 	c := newClient(h, opts)
-	// The write loop starts at Connect; until then frames only queue.
-	c.writing = true
 	if err := h.register(c); err != nil {
 		h.watcher.Unwatch(opts.UserID)
 		return nil, err
 	}
 	head, err := h.store.Head(ctx, opts.UserID)
-	last := head.LastID
 	if err != nil {
 		h.unregister(c) // also ends the Watch
 		return nil, fmt.Errorf("%w: store head: %w", ErrUnavailable, err)
 	}
+	since := opts.Since
+	recovered := true
+	if (since != nil && *since > head.LastID) || (c.version >= 2 && opts.Epoch != "" && opts.Epoch != head.Epoch) {
+		recovered = false
+		zero := uint64(0)
+		since = &zero
+	}
+	last := head.LastID
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if opts.Since != nil {
-		since := *opts.Since
-		if since < last {
-			c.backlog = &BacklogQuery{After: since, Since: since}
+	if c.version >= 2 {
+		c.hello = &Frame{Kind: FrameControl, Body: helloFrame(head.Epoch, recovered)}
+	}
+	if since != nil {
+		if *since < last {
+			c.backlog = &BacklogQuery{After: *since, Since: *since}
 		}
-		if since <= last {
-			c.floor = since
-		}
+		c.floor = *since
 	} else {
-		// Messages up to last that are not pending went to another connection before this one
-		// existed: this connection is owed the pending ones; later ones arrive live.
+		// Messages up to last that left the unread queue went to another connection before this
+		// one existed: this connection is owed the queued ones; later ones arrive live.
 		if last > 0 {
 			c.backlog = &BacklogQuery{Since: last, Pending: true}
 		}
@@ -222,6 +244,30 @@ func (h *Hub) register(c *Client) error {
 	return nil
 }
 
+// Admit takes one of the node's connection slots (websocket.maxConns) for a connection the hub
+// does not serve itself, such as a demonstration route's; release gives it back (once; later
+// calls do nothing). It fails with ErrTooManyConns when the node is full and ErrShuttingDown
+// during shutdown.
+func (h *Hub) Admit() (release func(), err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.shutdown {
+		return nil, ErrShuttingDown
+	}
+	if h.cfg.MaxConns > 0 && h.conns >= h.cfg.MaxConns {
+		return nil, ErrTooManyConns
+	}
+	h.conns++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			h.mu.Lock()
+			h.conns--
+			h.mu.Unlock()
+		})
+	}, nil
+}
+
 // Cancel gives the slot back when the upgrade failed. It does nothing after Connect.
 func (t *Ticket) Cancel() {
 	if t == nil || t.used {
@@ -231,38 +277,29 @@ func (t *Ticket) Cancel() {
 	t.hub.unregister(t.client)
 }
 
-// Connect registers an upgraded connection and starts its goroutines: the reader, and a writer
-// that sends the backlog first. From here on the hub owns conn. During shutdown the connection is
-// closed with 1001 at once and Connect returns nil.
-func (h *Hub) Connect(t *Ticket, conn *websocket.Conn) *Client {
+// Connect attaches the transport to a reserved connection and starts its write loop when work
+// waits. From here on the hub owns the transport; the caller runs the connection's reader and
+// calls Client.ReadEnded exactly once when it ends (see peer.go). During shutdown, or when the
+// connection was closed or cut before the transport existed, the transport is closed at once;
+// the reader then ends quickly and reports as usual.
+func (h *Hub) Connect(t *Ticket, tr Transport) *Client {
 	t.used = true
 	c := t.client
-	// net/http may have left its request deadlines on the hijacked socket; the heartbeat and the
-	// per-write deadlines govern it from now on.
-	_ = conn.UnderlyingConn().SetDeadline(time.Time{})
-	startWriter := c.attach(conn)
-
-	h.mu.Lock()
-	if h.shutdown {
-		// Shutdown may have taken its snapshot of clients (and waited for their goroutines)
-		// before this one had any: close it here.
-		h.mu.Unlock()
-		h.unregister(c)
-		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down")
-		_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+	h.clientGoroutines.Add(1) // the reader's
+	startWriter, cut := c.attach(tr)
+	if cut {
 		c.abort()
-		return nil
+		return c
+	}
+	h.mu.RLock()
+	shutdown := h.shutdown
+	h.mu.RUnlock()
+	if shutdown {
+		// Shutdown may have taken its snapshot of clients before this one was attached.
+		c.closeWith(CloseGoingAway, "server shutting down", false)
 	}
 	if startWriter {
-		h.clientGoroutines.Add(2)
-	} else {
 		h.clientGoroutines.Add(1)
-	}
-	h.mu.Unlock()
-
-	c.setupReader()
-	go c.readLoop()
-	if startWriter {
 		go c.writeLoop()
 	}
 	return c
@@ -320,7 +357,8 @@ func (h *Hub) clientsOf(userID string) []*Client {
 }
 
 // Deliver enqueues committed messages to the live clients of their users, in the order given.
-// It never blocks: a client whose queue is full is closed as a slow consumer.
+// It never blocks: a client whose queue is full is closed as a slow consumer. A message's frame
+// is encoded once and shared by the user's connections.
 func (h *Hub) Deliver(msgs []Message) {
 	for i := range msgs {
 		m := &msgs[i]
@@ -328,14 +366,16 @@ func (h *Hub) Deliver(msgs []Message) {
 		if len(clients) == 0 {
 			continue
 		}
-		f := outFrame{kind: frameMessage, id: m.ID, data: m.Frame(), born: m.CreatedAt.UnixNano()}
+		it := queued{frame: Frame{Kind: FrameMessage, ID: m.ID, Body: m.Frame()}, born: m.CreatedAt.UnixNano()}
 		for _, c := range clients {
-			c.enqueue(f)
+			c.enqueue(it)
 		}
 	}
 }
 
-// Broadcast sends data to every live connection and returns how many there were.
+// Broadcast sends data to every live connection and returns how many there were. The data is
+// encoded once, in a body every recipient's queue shares; only the head naming the recipient is
+// built per user.
 func (h *Hub) Broadcast(data json.RawMessage, at time.Time) int {
 	type target struct {
 		userID  string
@@ -349,12 +389,12 @@ func (h *Hub) Broadcast(data json.RawMessage, at time.Time) int {
 		}
 	}
 	h.mu.RUnlock()
-	createdAt := FormatTime(at)
+	body := broadcastBody(data, at)
 	n := 0
 	for _, t := range targets {
-		f := outFrame{kind: frameBroadcast, data: broadcastFrame(t.userID, data, createdAt), born: at.UnixNano()}
+		it := queued{frame: Frame{Kind: FrameBroadcast, Head: broadcastHead(t.userID), Body: body}, born: at.UnixNano()}
 		for _, c := range t.clients {
-			c.enqueue(f)
+			c.enqueue(it)
 			n++
 		}
 	}
@@ -363,10 +403,21 @@ func (h *Hub) Broadcast(data json.RawMessage, at time.Time) int {
 
 // CatchUp makes every connection fetch from the store whatever was committed after the last
 // message it wrote, then go on live. A cluster broker calls it after a reconnect, because
-// Pub/Sub does not replay what was published while this node was cut off.
+// Pub/Sub does not replay what was published while this node was cut off. The store reads run
+// with bounded concurrency (Hub.readBacklog).
 func (h *Hub) CatchUp() {
 	for _, c := range h.snapshot(nil) {
-		c.enqueue(outFrame{kind: frameCatchUp})
+		c.enqueue(queued{catchUp: true})
+	}
+}
+
+// CatchUpUsers is CatchUp for the connections of these users only: a cluster broker that knows
+// which users missed messages while it was cut off catches up those alone.
+func (h *Hub) CatchUpUsers(userIDs []string) {
+	for _, u := range userIDs {
+		for _, c := range h.clientsOf(u) {
+			c.enqueue(queued{catchUp: true})
+		}
 	}
 }
 
@@ -438,7 +489,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	h.mu.Unlock()
 	clients := h.snapshot(nil)
 	for _, c := range clients {
-		c.closeWith(websocket.CloseGoingAway, "server shutting down", true)
+		c.closeWith(CloseGoingAway, "server shutting down", true)
 	}
 	done := make(chan struct{})
 	go func() {

@@ -74,3 +74,22 @@ func parseCanonicalID(s string) (uint64, bool) {
 	}
 	return n, true
 }
+
+// ErrBadEpoch describes an invalid epoch parameter.
+var ErrBadEpoch = errors.New("epoch must be 1 to 64 characters of A-Z a-z 0-9 _ -")
+
+// ValidEpoch reports whether s is 1 to 64 bytes of [A-Za-z0-9_-], the form of a store's epoch.
+func ValidEpoch(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}

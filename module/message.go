@@ -41,22 +41,46 @@ func (m *Message) AppendFrame(dst []byte) []byte {
 	return append(dst, `"}`...)
 }
 
+// frameOverhead bounds what AppendFrame adds to Data and UserID: the field names, a 20-digit id
+// and the timestamp.
+const frameOverhead = 96
+
 // Frame returns the wire form of m in a new slice.
 func (m *Message) Frame() []byte {
-	return m.AppendFrame(make([]byte, 0, len(m.Data)+len(m.UserID)+80))
+	return m.AppendFrame(make([]byte, 0, len(m.Data)+len(m.UserID)+frameOverhead))
 }
 
-// broadcastFrame is {"userId":"U","broadcast":true,"data":...,"createdAt":"..."}: no id, because a
-// broadcast is not stored and cannot be resumed.
-func broadcastFrame(userID string, data json.RawMessage, createdAt string) []byte {
-	dst := make([]byte, 0, len(data)+len(userID)+80)
+// A broadcast frame is {"userId":"U","broadcast":true,"data":...,"createdAt":"..."}: no id,
+// because a broadcast is not stored and cannot be resumed. It is written as two parts: the
+// recipient's head, built once per user, and the body, encoded once per broadcast and shared by
+// every recipient's queue, so a broadcast's data is held once however many connections get it.
+
+// broadcastHead is the per-recipient part: {"userId":"U","broadcast":true,"data":
+func broadcastHead(userID string) []byte {
+	dst := make([]byte, 0, len(userID)+40)
 	dst = append(dst, `{"userId":"`...)
 	dst = append(dst, userID...)
-	dst = append(dst, `","broadcast":true,"data":`...)
+	return append(dst, `","broadcast":true,"data":`...)
+}
+
+// broadcastBody is the shared part: the data, then ,"createdAt":"..."}
+func broadcastBody(data json.RawMessage, at time.Time) []byte {
+	dst := make([]byte, 0, len(data)+40)
 	dst = append(dst, data...)
 	dst = append(dst, `,"createdAt":"`...)
-	dst = append(dst, createdAt...)
+	dst = at.UTC().AppendFormat(dst, createdAtLayout)
 	return append(dst, `"}`...)
+}
+
+// helloFrame is the first frame of a version 2 connection:
+// {"type":"hello","epoch":"E","recovered":true}. The epoch's alphabet needs no escaping.
+func helloFrame(epoch string, recovered bool) []byte {
+	dst := make([]byte, 0, len(epoch)+48)
+	dst = append(dst, `{"type":"hello","epoch":"`...)
+	dst = append(dst, epoch...)
+	dst = append(dst, `","recovered":`...)
+	dst = strconv.AppendBool(dst, recovered)
+	return append(dst, '}')
 }
 
 // FormatID renders a message id as API.md writes it: a canonical decimal string.

@@ -17,6 +17,7 @@ type Metrics struct {
 	Broadcasts      prometheus.Counter
 	DeliveryLatency prometheus.Histogram
 	StoreLatency    *prometheus.HistogramVec // by op
+	AcksReceived    prometheus.Counter
 
 	// IdempotentReplays counts publishes answered from an earlier request with the same
 	// Idempotency-Key (nothing stored or delivered again).
@@ -33,7 +34,7 @@ type Metrics struct {
 // NewMetrics creates the instruments and registers them with reg (nil: not registered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		Connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushlane_connections", Help: "WebSocket connections registered on this node."}),
+		Connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushlane_connections", Help: "Subscriber connections (WebSocket and SSE) registered on this node."}),
 		UsersOnline: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushlane_users_online", Help: "Users with at least one connection on this node."}),
 		Published:   prometheus.NewCounter(prometheus.CounterOpts{Name: "pushlane_messages_published_total", Help: "Messages accepted and stored (one per recipient)."}),
 		Delivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushlane_frames_delivered_total",
@@ -54,13 +55,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Publishes answered as a replay of an earlier request with the same Idempotency-Key (nothing stored or delivered again)."}),
 		StatusLookups: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushlane_status_lookups_total",
 			Help: "GET /messages/:userId/:id answers, by the status found (pending, sent, acked) or not_found."}, []string{"result"}),
+		AcksReceived: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushlane_acks_received_total", Help: "Acknowledgements received from version 2 clients."}),
 	}
 	m.deliveredLive = m.Delivered.WithLabelValues("live")
 	m.deliveredBacklog = m.Delivered.WithLabelValues("backlog")
 	m.deliveredBroadcast = m.Delivered.WithLabelValues("broadcast")
 	if reg != nil {
 		reg.MustRegister(m.Connections, m.UsersOnline, m.Published, m.Delivered, m.Queued, m.Expired, m.Trimmed,
-			m.SlowConsumers, m.PongTimeouts, m.Broadcasts, m.DeliveryLatency, m.StoreLatency, m.IdempotentReplays, m.StatusLookups)
+			m.SlowConsumers, m.PongTimeouts, m.Broadcasts, m.DeliveryLatency, m.StoreLatency, m.IdempotentReplays, m.StatusLookups, m.AcksReceived)
 	}
 	return m
 }

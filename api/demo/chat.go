@@ -190,14 +190,15 @@ func reply(c *conn, v any) {
 	}
 }
 
-// fanOutLocked queues pm to every member and returns those whose queue was full.
-func (r *room) fanOutLocked(pm *websocket.PreparedMessage) []*conn {
-	if pm == nil {
+// fanOutLocked queues f (a prepared message) to every member and returns those whose queue was
+// full.
+func (r *room) fanOutLocked(f outFrame) []*conn {
+	if f.prepared == nil {
 		return nil
 	}
 	var slow []*conn
 	for c := range r.members {
-		if !c.offer(outFrame{prepared: pm}) {
+		if !c.offer(f) {
 			slow = append(slow, c)
 		}
 	}
@@ -211,19 +212,20 @@ func stopSlow(slow []*conn) {
 	}
 }
 
-func notice(text string, members int) *websocket.PreparedMessage {
+func notice(text string, members int) outFrame {
 	b, err := json.Marshal(chatNotice{System: text, Members: members})
 	if err != nil {
-		return nil
+		return outFrame{}
 	}
 	return prepare(b)
 }
 
-// prepare encodes a text frame once for every member.
-func prepare(data []byte) *websocket.PreparedMessage {
+// prepare encodes a text frame once for every member; its size counts against each member's
+// SendQueueBytes.
+func prepare(data []byte) outFrame {
 	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, data)
 	if err != nil {
-		return nil // only compression can fail, and it is off
+		return outFrame{} // only compression can fail, and it is off
 	}
-	return pm
+	return outFrame{prepared: pm, size: len(data)}
 }

@@ -3,11 +3,12 @@ package demo
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
 
-	"pushlane/module"
+	"pushlane/api/transport"
 )
 
 // CloseSlowConsumer is the close code of a chat member whose send queue overflowed (as in the core).
@@ -26,7 +27,10 @@ type outFrame struct {
 	kind     int // websocket.TextMessage or websocket.BinaryMessage
 	data     []byte
 	prepared *websocket.PreparedMessage
+	size     int // bytes it counts against SendQueueBytes: len(data), or the prepared message's text
 }
+
+func (f *outFrame) bytes() int64 { return int64(max(f.size, len(f.data))) }
 
 // conn is one demo WebSocket connection.
 //
@@ -39,44 +43,81 @@ type conn struct {
 	ws         *websocket.Conn
 	name       string // route, for logs
 	send       chan outFrame
+	queued     atomic.Int64  // bytes of the frames in send
+	room       chan struct{} // capacity 1: the writer took a frame (push waits on it for room)
 	done       chan struct{}
 	readerDone chan struct{}
 	onStop     func(*conn)
+	release    func() // gives the connection slot back; called once, by stop
 
 	stopOnce  sync.Once
 	closeCode int // set inside stopOnce before done is closed; read by the writer after done
 	closeText string
 }
 
-// offer queues f without waiting. It reports false when the queue is full: the caller decides
-// what a slow peer costs (chat closes it with 4001). A stopping connection takes anything.
+// fits reports whether f may join the queue: within SendQueueBytes, or alone (any frame that may
+// be sent at all gets through an empty queue).
+func (c *conn) fits(f *outFrame) bool {
+	q := c.queued.Load()
+	return q == 0 || q+f.bytes() <= int64(c.d.opts.SendQueueBytes)
+}
+
+// offer queues f without waiting. It reports false when the queue is full (by count or bytes):
+// the caller decides what a slow peer costs (chat closes it with 4001). A stopping connection
+// takes anything.
 func (c *conn) offer(f outFrame) bool {
 	select {
 	case <-c.done:
 		return true
 	default:
 	}
+	if !c.fits(&f) {
+		return false
+	}
+	c.queued.Add(f.bytes())
 	select {
 	case c.send <- f:
 		return true
 	default:
+		c.queued.Add(-f.bytes())
 		return false
 	}
 }
 
-// push queues f, waiting while the queue is full: backpressure for a connection's only producer
-// (echo's reader, tail's follower), which slows nobody else. False once the connection stops.
+// push queues f, waiting while the queue is full (by count or bytes): backpressure for a
+// connection's only producer (echo's reader, tail's follower), which slows nobody else. False
+// once the connection stops.
 func (c *conn) push(f outFrame) bool {
-	select {
-	case <-c.done:
-		return false
-	default:
+	for {
+		select {
+		case <-c.done:
+			return false
+		default:
+		}
+		if c.fits(&f) {
+			break
+		}
+		select {
+		case <-c.room:
+		case <-c.done:
+			return false
+		}
 	}
+	c.queued.Add(f.bytes())
 	select {
 	case c.send <- f:
 		return true
 	case <-c.done:
 		return false
+	}
+}
+
+// took accounts for a frame the writer took from the queue and wakes a waiting push.
+func (c *conn) took(f *outFrame) {
+	c.queued.Add(-f.bytes())
+	select {
+	case c.room <- struct{}{}:
+	default:
 	}
 }
 
@@ -87,6 +128,7 @@ func (c *conn) stop(code int, text string) {
 		c.closeCode, c.closeText = code, text
 		close(c.done)
 		c.d.forget(c)
+		c.release()
 		if c.onStop != nil {
 			c.onStop(c)
 		}
@@ -112,6 +154,7 @@ func (c *conn) writeLoop() {
 			c.finishClose()
 			return
 		case f := <-c.send:
+			c.took(&f)
 			err = c.write(f)
 		case <-ping.C:
 			err = c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.d.opts.WriteWait))
@@ -181,7 +224,7 @@ func (c *conn) readLoop(onMessage func(c *conn, kind int, data []byte)) {
 			case errors.Is(err, websocket.ErrReadLimit):
 				c.stop(websocket.CloseMessageTooBig, "")
 				// gorilla has sent 1009 but the rest of the frame is unread.
-				module.DiscardInput(c.ws.UnderlyingConn(), min(c.d.opts.WriteWait, closeGrace))
+				transport.DiscardInput(c.ws.NetConn(), min(c.d.opts.WriteWait, closeGrace))
 			case errors.As(err, &ce):
 				c.stop(peerCode, "")
 			default:

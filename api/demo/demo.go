@@ -5,6 +5,7 @@ package demo
 
 import (
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/gorilla/websocket"
+
+	"pushlane/module"
 )
 
 // Defaults for zero-valued Options fields.
@@ -23,6 +26,7 @@ const (
 	DefaultPingInterval    = 10 * time.Second
 	DefaultPongWait        = 30 * time.Second
 	DefaultSendQueue       = 64
+	DefaultSendQueueBytes  = 1 << 20
 	DefaultTailLines       = 10
 	DefaultTailPoll        = 250 * time.Millisecond
 )
@@ -45,7 +49,16 @@ type Options struct {
 	CheckOrigin func(*http.Request) bool
 	Log         *slog.Logger // nil discards
 
-	SendQueue int              // frames queued per connection; a chat member whose queue is full is closed with 4001. Default 64.
+	SendQueue int // frames queued per connection; a chat member whose queue is full is closed with 4001. Default 64.
+	// SendQueueBytes bounds the bytes of frames queued per connection as well
+	// (websocket.sendQueueBytes): echo and tail wait for room, chat closes the member with 4001.
+	// Default 1 MiB.
+	SendQueueBytes int
+	// Admit takes one of the node's connection slots (websocket.maxConns) for a demo connection
+	// about to be upgraded; release gives it back when the connection ends. An error refuses the
+	// connection before the upgrade: 429 for module.ErrTooManyConns, 503 otherwise. nil: no
+	// limit.
+	Admit     func() (release func(), err error)
 	TailLines int              // lines of history GET /tail sends on connect; negative sends none. Default 10.
 	TailPoll  time.Duration    // how often GET /tail looks at the file. Default 250 ms.
 	Now       func() time.Time // clock of the chat "at" field. Default time.Now.
@@ -88,6 +101,12 @@ func New(o Options) *Demos {
 	}
 	if o.SendQueue <= 0 {
 		o.SendQueue = DefaultSendQueue
+	}
+	if o.SendQueueBytes <= 0 {
+		o.SendQueueBytes = DefaultSendQueueBytes
+	}
+	if o.Admit == nil {
+		o.Admit = func() (func(), error) { return func() {}, nil }
 	}
 	if o.TailLines == 0 {
 		o.TailLines = DefaultTailLines
@@ -158,7 +177,8 @@ type handler struct {
 	follow    func(c *conn)                        // an extra goroutine; must return once c.done is closed
 }
 
-// precheck refuses, as plain HTTP before any upgrade, what the three endpoints all refuse.
+// precheck refuses, as plain HTTP before any upgrade, what the three endpoints all refuse. The
+// connection slot it takes is given back by serve (or by the connection's stop).
 func (d *Demos) precheck(c *gin.Context) bool {
 	r := c.Request
 	if !websocket.IsWebSocketUpgrade(r) {
@@ -176,14 +196,32 @@ func (d *Demos) precheck(c *gin.Context) bool {
 		fail(c, http.StatusServiceUnavailable, "server shutting down")
 		return false
 	}
+	release, err := d.opts.Admit()
+	switch {
+	case errors.Is(err, module.ErrTooManyConns):
+		fail(c, http.StatusTooManyRequests, err.Error())
+		return false
+	case err != nil:
+		fail(c, http.StatusServiceUnavailable, "server shutting down")
+		return false
+	}
+	c.Set(ctxRelease, release)
 	return true
 }
+
+// ctxRelease holds the connection slot precheck took, for serve.
+const ctxRelease = "pushlane.demo.release"
 
 // serve upgrades the request and hands the connection to its goroutines; the HTTP handler then
 // returns, so net/http frees its per-request state.
 func (d *Demos) serve(c *gin.Context, h handler) {
+	release := func() {}
+	if r, ok := c.Get(ctxRelease); ok {
+		release = r.(func())
+	}
 	ws, err := d.upgrader.Upgrade(c.Writer, c.Request, nil)
 	if err != nil {
+		release()
 		return // the upgrader has answered already
 	}
 	cn := &conn{
@@ -191,13 +229,16 @@ func (d *Demos) serve(c *gin.Context, h handler) {
 		ws:         ws,
 		name:       h.name,
 		send:       make(chan outFrame, d.opts.SendQueue),
+		room:       make(chan struct{}, 1),
 		done:       make(chan struct{}),
 		readerDone: make(chan struct{}),
 		onStop:     h.onStop,
+		release:    release,
 	}
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
+		release()
 		_ = ws.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(d.opts.WriteWait))
 		_ = ws.Close()

@@ -92,6 +92,7 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 		WriteWait:       ws.WriteWait,
 		MaxMessageBytes: ws.MaxMessageBytes,
 		SendQueue:       ws.SendQueue,
+		SendQueueBytes:  ws.SendQueueBytes,
 		MaxConnsPerUser: ws.MaxConnsPerUser,
 		MaxConns:        ws.MaxConns,
 	}, a.store, metrics, log)

@@ -1,0 +1,94 @@
+package module
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"time"
+)
+
+// This file is the read side of a Client: what a transport adapter's reader tells the core about
+// the peer. Contract: after Hub.Connect, the adapter runs one reader for the connection (for SSE,
+// the request's own goroutine waiting for the client to go away) and calls ReadEnded exactly
+// once, when that reader ends. The other methods are called by that reader only.
+
+// maxControlText bounds a client text frame the core reads ({"type":"ack","id":"<19 digits>"}
+// is 42 bytes). Longer frames are not control frames and are ignored unread.
+const maxControlText = 64
+
+var appPong = []byte(`{"type":"pong"}`)
+
+// Touch records a sign of life from the peer: any frame, or a pong.
+func (c *Client) Touch() { c.lastSeen.Store(time.Now().UnixNano()) }
+
+// HandlePing answers the peer's WebSocket ping with a pong carrying its payload.
+func (c *Client) HandlePing(payload []byte) {
+	c.Touch()
+	c.enqueue(queued{frame: Frame{Kind: FramePong, Body: bytes.Clone(payload)}})
+}
+
+// HandleText handles a text frame from the peer, read from r: {"type":"ping"} is answered with
+// {"type":"pong"}; on a version 2 connection {"type":"ack","id":"42"} acknowledges message 42
+// of this connection's user. Anything else is ignored (API.md: client frames are optional).
+// HandleText reads at most maxControlText+1 bytes of r; the adapter reads the rest.
+func (c *Client) HandleText(r io.Reader) {
+	var buf [maxControlText + 1]byte
+	n, err := io.ReadFull(r, buf[:])
+	if err == nil {
+		return // longer than any control frame
+	}
+	if err != io.ErrUnexpectedEOF && err != io.EOF {
+		return
+	}
+	kind, id := parseControl(buf[:n])
+	switch {
+	case kind == "ping":
+		c.enqueue(queued{frame: Frame{Kind: FrameControl, Body: appPong}})
+	case kind == "ack" && c.version >= 2 && id > 0:
+		c.hub.metrics.AcksReceived.Inc()
+		c.hub.store.Ack(c.userID, []uint64{id}, time.Now())
+	}
+}
+
+// parseControl reads {"type": T} or {"type": "ack", "id": "N"}; it returns T and the id when it
+// is a canonical message id (0 otherwise).
+func parseControl(b []byte) (kind string, id uint64) {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' {
+		return "", 0
+	}
+	var msg struct {
+		Type *string `json:"type"`
+		ID   *string `json:"id"`
+	}
+	if json.Unmarshal(b, &msg) != nil || msg.Type == nil {
+		return "", 0
+	}
+	if msg.ID != nil {
+		if n, err := ParseSince(*msg.ID); err == nil {
+			id = n
+		}
+	}
+	return *msg.Type, id
+}
+
+// ReadEnded tells the client that its reader ended. peerCode is the close code the peer sent
+// (1000 when its close frame had none), or 0 when the connection ended without one (a read
+// error, the client went away). closeSent says that the adapter (or its library) already sent
+// a close frame, as gorilla does with 1009 for a frame over the read limit: the client then
+// sends none.
+func (c *Client) ReadEnded(peerCode int, closeSent bool) {
+	defer c.hub.clientGoroutines.Done()
+	close(c.readerDone)
+	switch {
+	case closeSent:
+		c.mu.Lock()
+		c.closeSent = true
+		c.mu.Unlock()
+		c.closeWith(peerCode, "", false)
+	case peerCode == 0:
+		c.fail()
+	default:
+		c.closeWith(peerCode, "", false) // answer the peer's close with its code
+	}
+}
