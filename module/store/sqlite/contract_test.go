@@ -2,14 +2,11 @@ package sqlite
 
 import (
 	"bytes"
-	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,10 +33,7 @@ func closeT(t *testing.T, s *Store) {
 // TestEpochKeptInTheFile: reopening a file keeps its epoch; a new file gets another.
 func TestEpochKeptInTheFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "push.db")
-	s1, err := Open(path, module.StoreOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s1 := openFirst(t, path, module.StoreOptions{})
 	first := epochOf(t, s1)
 	mustAppend(t, s1, d("u", `1`))
 	closeT(t, s1)
@@ -60,11 +54,7 @@ func TestEpochKeptInTheFile(t *testing.T) {
 // when older messages of the user remain.
 func TestHeadKeptAcrossReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "push.db")
-	s1, err := Open(path, module.StoreOptions{SweepInterval: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s1.Close() }) // a no-op after the explicit Close
+	s1 := openFirst(t, path, module.StoreOptions{SweepInterval: 10 * time.Millisecond})
 	keep := mustAppend(t, s1, d("u", `"keep"`))
 	short := mustAppend(t, s1, module.Draft{UserID: "u", Data: []byte(`"short"`), TTL: 20 * time.Millisecond},
 		module.Draft{UserID: "w", Data: []byte(`"short"`), TTL: 20 * time.Millisecond})
@@ -90,11 +80,7 @@ func TestHeadKeptAcrossReopen(t *testing.T) {
 // TestStatusesSurviveReopen: sent, acked and pushed times and the unread queue are in the file.
 func TestStatusesSurviveReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "push.db")
-	s1, err := Open(path, module.StoreOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s1.Close() })
+	s1 := openFirst(t, path, module.StoreOptions{})
 	msgs := mustAppend(t, s1, d("u", `1`), d("u", `2`), d("u", `3`), d("u", `4`))
 	at := time.UnixMilli(time.Now().Add(-time.Hour).UnixMilli())
 	s1.MarkWritten("u", msgIDs(msgs[:1]), false, at)
@@ -151,34 +137,10 @@ func TestAckOfAnotherUsersIDChangesNothing(t *testing.T) {
 // TestMarksQueueIsBounded: while the writer is held (a stalled disk), marks beyond the bound are
 // dropped instead of growing memory; the ones kept are committed.
 func TestMarksQueueIsBounded(t *testing.T) {
-	var (
-		holding atomic.Bool
-		entered = make(chan struct{}, 1)
-		hold    = make(chan struct{})
-		once    sync.Once
-	)
-	hook := func([]module.Message) {
-		if holding.Load() {
-			entered <- struct{}{}
-			<-hold
-		}
-	}
-	s := openT(t, filepath.Join(t.TempDir(), "push.db"), module.StoreOptions{OnCommit: hook})
-	release := func() { once.Do(func() { close(hold) }) }
-	t.Cleanup(release) // before Close: a failing test must not leave the writer stuck
+	s, gate := openGated(t, filepath.Join(t.TempDir(), "push.db"), module.StoreOptions{})
 	s.marks.limit = 10
 	msgs := mustAppend(t, s, d("u", `1`), d("u", `2`), d("u", `3`), d("u", `4`))
-	holding.Store(true)
-	appended := make(chan error, 1)
-	go func() {
-		_, err := s.Append(context.Background(), []module.Draft{d("x", `1`)})
-		appended <- err
-	}()
-	select {
-	case <-entered: // the writer is held in the hook: marks only queue
-	case <-time.After(10 * time.Second):
-		t.Fatal("the writer never reached the hook")
-	}
+	appended := gate.holdWriter(t, s) // marks only queue now
 	queued := func() int {
 		s.marks.mu.Lock()
 		defer s.marks.mu.Unlock()
@@ -193,8 +155,7 @@ func TestMarksQueueIsBounded(t *testing.T) {
 	if q := queued(); q != 3 {
 		t.Fatalf("%d ids queued after a mark over the bound, want 3", q)
 	}
-	holding.Store(false)
-	release()
+	gate.release()
 	if err := <-appended; err != nil {
 		t.Fatal(err)
 	}
@@ -208,11 +169,7 @@ func TestMarksQueueIsBounded(t *testing.T) {
 // not (a restart ends every request in progress).
 func TestIdempotencySurvivesReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "push.db")
-	s1, err := Open(path, module.StoreOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s1.Close() })
+	s1 := openFirst(t, path, module.StoreOptions{})
 	ctx := testCtx(t)
 	key := func(k string) module.IdempotencyKey {
 		return module.IdempotencyKey{Scope: "scope", Key: k, Fingerprint: "fp-" + k, Window: time.Hour}

@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -78,35 +76,14 @@ func TestHealthWhileAnotherConnectionHoldsTheWriteLock(t *testing.T) {
 // TestHealthProbesShareOneWrite: Health calls that come while a probe is in flight wait for it
 // instead of queueing one write each. The writer is held in the commit hook meanwhile.
 func TestHealthProbesShareOneWrite(t *testing.T) {
-	var (
-		holding atomic.Bool
-		entered = make(chan struct{}, 1)
-		hold    = make(chan struct{})
-		once    sync.Once
-	)
-	hook := func([]module.Message) {
-		if holding.Load() {
-			entered <- struct{}{}
-			<-hold
-		}
-	}
-	s := openT(t, filepath.Join(t.TempDir(), "push.db"), module.StoreOptions{OnCommit: hook})
-	release := func() { once.Do(func() { close(hold) }) }
-	t.Cleanup(release)
-	holding.Store(true)
-	appended := make(chan error, 1)
-	go func() {
-		_, err := s.Append(context.Background(), []module.Draft{d("u", `1`)})
-		appended <- err
-	}()
-	<-entered
+	s, gate := openGated(t, filepath.Join(t.TempDir(), "push.db"), module.StoreOptions{})
+	appended := gate.holdWriter(t, s)
 	first := s.probeOp(testCtx(t))
 	second := s.probeOp(testCtx(t))
 	if first != second || len(s.ops) != 1 {
 		t.Fatalf("two Health calls queued %d probes", len(s.ops))
 	}
-	holding.Store(false)
-	release()
+	gate.release()
 	if err := <-appended; err != nil {
 		t.Fatal(err)
 	}

@@ -41,6 +41,65 @@ func openT(t testing.TB, path string, opts module.StoreOptions) *Store {
 	return s
 }
 
+// openFirst opens a store that the test closes itself before reopening the file; the cleanup's
+// Close is then a no-op.
+func openFirst(t *testing.T, path string, opts module.StoreOptions) *Store {
+	t.Helper()
+	s, err := Open(path, opts)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", path, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// writerGate holds the writer inside the commit hook on demand, so a test can act while no commit
+// can happen: ops and marks only queue.
+type writerGate struct {
+	holding atomic.Bool
+	entered chan struct{}
+	hold    chan struct{}
+	once    sync.Once
+}
+
+// openGated opens a store at path whose writer a writerGate can hold.
+func openGated(t *testing.T, path string, opts module.StoreOptions) (*Store, *writerGate) {
+	t.Helper()
+	g := &writerGate{entered: make(chan struct{}, 1), hold: make(chan struct{})}
+	opts.OnCommit = func([]module.Message) {
+		if g.holding.Load() {
+			g.entered <- struct{}{}
+			<-g.hold
+		}
+	}
+	s := openT(t, path, opts)
+	t.Cleanup(g.release) // runs before Close: a failing test must not leave the writer held
+	return s, g
+}
+
+// holdWriter appends a message in the background and returns once the writer is held in the
+// hook of its commit; the channel gets the append's result after release.
+func (g *writerGate) holdWriter(t *testing.T, s *Store) <-chan error {
+	t.Helper()
+	g.holding.Store(true)
+	appended := make(chan error, 1)
+	go func() {
+		_, err := s.Append(context.Background(), []module.Draft{d("gate", `1`)})
+		appended <- err
+	}()
+	select {
+	case <-g.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the writer never reached the hook")
+	}
+	return appended
+}
+
+func (g *writerGate) release() {
+	g.holding.Store(false)
+	g.once.Do(func() { close(g.hold) })
+}
+
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
@@ -132,11 +191,7 @@ func waitWG(t *testing.T, wg *sync.WaitGroup, timeout time.Duration, what string
 
 func TestDurableAcrossReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "push.db")
-	s1, err := Open(path, module.StoreOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s1.Close() }) // a no-op after the explicit Close
+	s1 := openFirst(t, path, module.StoreOptions{})
 	u := mustAppend(t, s1, d("u", `{"n":1}`), d("u", `"\u2028\u0000"`), d("v", `[1]`))
 	u = append(u, mustAppend(t, s1, d("u", `true`), d("u", `{"n":5}`))...)
 	var uMsgs, vMsgs []module.Message
@@ -199,11 +254,7 @@ func TestDurableAcrossReopen(t *testing.T) {
 
 func TestHeadSurvivesPurgeAndReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "push.db")
-	s1, err := Open(path, module.StoreOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s1.Close() }) // a no-op after the explicit Close
+	s1 := openFirst(t, path, module.StoreOptions{})
 	msgs := mustAppend(t, s1, d("u", `1`), d("u", `2`), d("v", `3`))
 	for _, u := range []string{"u", "v"} {
 		if _, err := s1.Purge(testCtx(t), u); err != nil {
