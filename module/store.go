@@ -55,7 +55,8 @@ type Head struct {
 // CommitHook receives committed messages in commit order, from one goroutine at a time. It must
 // not block: the store calls it before committing the next batch, which is what keeps live
 // delivery in id order when many publishers race. A store makes each message's id visible to
-// Head before it hands the message to the hook.
+// Head before it hands the message to the hook, and Head answers while the hook runs (Hub.Reserve
+// calls it from request goroutines; storetest checks both from inside the hook).
 type CommitHook func([]Message)
 
 // Store keeps messages durably (or, for the memory driver, for the life of the process).

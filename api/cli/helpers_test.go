@@ -262,15 +262,19 @@ func (n *node) publish(user, data string) uint64 {
 	return res[0].ID
 }
 
-// lastID is the store's highest id: unchanged means nothing was stored.
-func (n *node) lastID() uint64 {
+// heads returns the newest id of each user (0 for none): unchanged means nothing was stored for
+// any of them.
+func (n *node) heads(users ...string) []uint64 {
 	n.t.Helper()
-	h, err := n.store.Head(context.Background(), "anyone")
-	id := h.LastID
-	if err != nil {
-		n.t.Fatalf("last id: %v", err)
+	out := make([]uint64, len(users))
+	for i, user := range users {
+		h, err := n.store.Head(context.Background(), user)
+		if err != nil {
+			n.t.Fatalf("Head(%s): %v", user, err)
+		}
+		out[i] = h.LastID
 	}
-	return id
+	return out
 }
 
 // dial subscribes user with a plain WebSocket client (rawQuery is appended to userId=...);

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -253,14 +252,7 @@ func TestExpiredRecordsForgotten(t *testing.T) {
 //
 //	PUSHLANE_SWEEP_BENCH_STORED=2000000 go test -run '^$' -bench SweepStep -benchtime 2000x ./module/store/memory/
 func BenchmarkSweepStep(b *testing.B) {
-	stored := 200_000
-	if v := os.Getenv("PUSHLANE_SWEEP_BENCH_STORED"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1000 {
-			b.Fatalf("PUSHLANE_SWEEP_BENCH_STORED=%q: want an integer >= 1000", v)
-		}
-		stored = n
-	}
+	stored := benchStored(b)
 	s, clock := newManual(b, 1000)
 	ctx := context.Background()
 	data := []byte(`{"title":"hello","body":"a push message of a typical size"}`)

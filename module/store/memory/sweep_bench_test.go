@@ -1,4 +1,4 @@
-package memory_test
+package memory
 
 import (
 	"context"
@@ -9,10 +9,7 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-
 	"pushlane/module"
-	"pushlane/module/store/memory"
 )
 
 // BenchmarkPublishDuringSweep measures what the expiry sweep costs publishers (issue 13, item 4):
@@ -24,16 +21,9 @@ import (
 //
 //	PUSHLANE_SWEEP_BENCH_STORED=2000000 go test -run '^$' -bench PublishDuringSweep -benchtime 4s ./module/store/memory/
 func BenchmarkPublishDuringSweep(b *testing.B) {
-	stored := 200_000
-	if v := os.Getenv("PUSHLANE_SWEEP_BENCH_STORED"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1000 {
-			b.Fatalf("PUSHLANE_SWEEP_BENCH_STORED=%q: want an integer >= 1000", v)
-		}
-		stored = n
-	}
+	stored := benchStored(b)
 	metrics := module.NewMetrics(nil)
-	s := memory.New(module.StoreOptions{Metrics: metrics})
+	s := New(module.StoreOptions{Metrics: metrics})
 	b.Cleanup(func() { s.Close() })
 	ctx := context.Background()
 	data := []byte(`{"title":"hello","body":"a push message of a typical size"}`)
@@ -73,10 +63,16 @@ func BenchmarkPublishDuringSweep(b *testing.B) {
 	}
 }
 
-func counter(c interface{ Write(*dto.Metric) error }) float64 {
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		panic(err)
+// benchStored is how many messages the sweep benchmarks store: PUSHLANE_SWEEP_BENCH_STORED, or
+// 200,000 (small enough for CI's runs of every benchmark).
+func benchStored(b *testing.B) int {
+	v := os.Getenv("PUSHLANE_SWEEP_BENCH_STORED")
+	if v == "" {
+		return 200_000
 	}
-	return m.GetCounter().GetValue()
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1000 {
+		b.Fatalf("PUSHLANE_SWEEP_BENCH_STORED=%q: want an integer >= 1000", v)
+	}
+	return n
 }

@@ -65,7 +65,7 @@ func (s *Store) Begin(ctx context.Context, k module.IdempotencyKey) (module.Idem
 // AppendOnce implements module.Idempotency: the record is written in the transaction that
 // stores the messages, so either both are on disk or neither is.
 func (s *Store) AppendOnce(ctx context.Context, k module.IdempotencyKey, drafts []module.Draft) ([]module.Message, *module.IdempotencyRecord, error) {
-	o := &op{kind: opAppendOnce, key: k, drafts: drafts, done: make(chan struct{})}
+	o := &op{kind: opAppendOnce, idem: &idemArgs{key: k}, drafts: drafts, done: make(chan struct{})}
 	if err := s.submit(ctx, o); err != nil {
 		return nil, nil, fmt.Errorf("sqlite store append: %w", err)
 	}
@@ -78,7 +78,7 @@ func (s *Store) Finish(ctx context.Context, k module.IdempotencyKey, body []byte
 	if body == nil {
 		body = []byte{} // NULL means "not finished"
 	}
-	o := &op{kind: opFinish, key: k, body: body, done: make(chan struct{})}
+	o := &op{kind: opFinish, idem: &idemArgs{key: k, body: body}, done: make(chan struct{})}
 	if err := s.submit(ctx, o); err != nil {
 		return fmt.Errorf("sqlite store finish: %w", err)
 	}
@@ -102,8 +102,9 @@ func (w *writer) lookupRecord(tx *sql.Tx, k module.IdempotencyKey, nowMs int64) 
 
 // saveIdempotency records the key with the messages o just stored.
 func (w *writer) saveIdempotency(tx *sql.Tx, o *op, now time.Time) error {
-	_, err := tx.Stmt(w.saveRecord).Exec(o.key.Scope, o.key.Key, o.key.Fingerprint, encodeResults(o.msgs),
-		module.ExpiresAt(now, o.key.Window).UnixMilli())
+	k := o.idem.key
+	_, err := tx.Stmt(w.saveRecord).Exec(k.Scope, k.Key, k.Fingerprint, encodeResults(o.msgs),
+		module.ExpiresAt(now, k.Window).UnixMilli())
 	if err != nil {
 		return fmt.Errorf("idempotency record: %w", err)
 	}

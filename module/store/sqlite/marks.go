@@ -84,6 +84,8 @@ func (s *Store) queueMark(kind markKind, userID string, ids []uint64, at time.Ti
 	}
 	// The caller may reuse ids once this returns.
 	s.marks.add(mark{kind: kind, userID: userID, ids: slices.Clone(ids), at: at.UnixMilli()})
+	// No wake-up: marks ride with the next batch of appends, or the writer's mark tick, so a
+	// busy server does not pay one more commit (and fsync) for them.
 }
 
 // MarkWritten implements module.Store: the marks are committed by the writer with its next batch.

@@ -24,14 +24,19 @@ type op struct {
 	kind   opKind
 	drafts []module.Draft
 	userID string
-	key    module.IdempotencyKey // opAppendOnce, opFinish
-	body   []byte                // opFinish
+	idem   *idemArgs // opAppendOnce, opFinish (a pointer: appends do not carry it)
 
 	msgs []module.Message          // opAppend, opAppendOnce: the stored messages
 	rec  *module.IdempotencyRecord // opAppendOnce: the record found instead
 	n    int                       // opPurge: messages removed; opFinish: records updated
 	err  error
 	done chan struct{}
+}
+
+// idemArgs are an idempotent op's key and, for opFinish, the response body.
+type idemArgs struct {
+	key  module.IdempotencyKey
+	body []byte
 }
 
 // markFlushInterval is how long marks may wait for a batch of appends to ride with. Readers of
@@ -253,7 +258,7 @@ func (w *writer) apply(tx *sql.Tx, batch []*op, marks []mark) ([]module.Message,
 		case opAppend:
 			err = store(o)
 		case opAppendOnce:
-			if o.rec, err = w.lookupRecord(tx, o.key, nowMs); err == nil && o.rec == nil {
+			if o.rec, err = w.lookupRecord(tx, o.idem.key, nowMs); err == nil && o.rec == nil {
 				if err = store(o); err == nil {
 					err = w.saveIdempotency(tx, o, now)
 				}
@@ -262,7 +267,7 @@ func (w *writer) apply(tx *sql.Tx, batch []*op, marks []mark) ([]module.Message,
 			err = w.purgeUser(tx, o, id)
 		case opFinish:
 			var res sql.Result
-			if res, err = tx.Stmt(w.finishRecord).Exec(o.body, o.key.Scope, o.key.Key, nowMs); err == nil {
+			if res, err = tx.Stmt(w.finishRecord).Exec(o.idem.body, o.idem.key.Scope, o.idem.key.Key, nowMs); err == nil {
 				n, _ := res.RowsAffected()
 				o.n = int(n)
 			}
