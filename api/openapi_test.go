@@ -41,8 +41,6 @@ var notProvoked = map[string]string{
 	"GET /echo 429":         "as GET /getPushNews 429 (websocket.maxConns), covered by api/demo tests",
 	"GET /chat 429":         "as GET /getPushNews 429 (websocket.maxConns), covered by api/demo tests",
 	"GET /tail 429":         "as GET /getPushNews 429 (websocket.maxConns), covered by api/demo tests",
-	"GET /chat 401":         "only /tail needs the key before demo.enabled lands (pending.DemoSwitch)",
-	"GET /echo 401":         "only /tail needs the key before demo.enabled lands (pending.DemoSwitch)",
 	"POST /pushNews 409":    "needs a request held in the middle of processing under the same key (Idempotency tests of the store and harden branches)",
 	"GET /clients/{id} 503": "the memory of who is online never fails on one node; the store is read only for pending",
 }
@@ -116,7 +114,9 @@ func TestOpenAPIDocumentMatchesTheServer(t *testing.T) {
 		c.WebSocket.MaxMessageBytes = 512
 		c.WebSocket.MaxConnsPerUser = 1
 		c.Tail.Files = []string{filepath.Join(t.TempDir(), "app.log")}
+		c.Demo.Enabled = true
 	})
+	demos := startNode(t, func(c *config.Config) { c.Demo.Enabled = true })
 	limited := startNode(t, func(c *config.Config) {
 		c.Limits.PublishRate = 0.001
 		c.Limits.PublishBurst = 1
@@ -237,19 +237,21 @@ func TestOpenAPIDocumentMatchesTheServer(t *testing.T) {
 		{name: "service worker", node: open, method: "GET", path: "/pushlane-sw.js", want: 200, feature: pending.WebPush},
 		{name: "vapid key off", node: open, method: "GET", path: "/webpush/vapidPublicKey", want: 404, feature: pending.WebPush},
 		// demos
-		{name: "echo", node: open, method: "GET", path: "/echo", ws: true, want: 101},
-		{name: "echo not a WebSocket", node: open, method: "GET", path: "/echo", want: 400},
-		{name: "echo foreign origin", node: keyed, method: "GET", path: "/echo", header: http.Header{"Origin": {"https://evil.example"}}, ws: true, want: 403},
-		{name: "echo off", node: open, method: "GET", path: "/echo", ws: true, want: 404, feature: pending.DemoSwitch},
-		{name: "chat", node: open, method: "GET", path: "/chat", ws: true, want: 101},
-		{name: "chat not a WebSocket", node: open, method: "GET", path: "/chat", want: 400},
-		{name: "chat foreign origin", node: keyed, method: "GET", path: "/chat", header: http.Header{"Origin": {"https://evil.example"}}, ws: true, want: 403},
-		{name: "chat off", node: open, method: "GET", path: "/chat", ws: true, want: 404, feature: pending.DemoSwitch},
+		{name: "echo", node: demos, method: "GET", path: "/echo", ws: true, want: 101},
+		{name: "echo not a WebSocket", node: demos, method: "GET", path: "/echo", want: 400},
+		{name: "echo no key", node: keyed, method: "GET", path: "/echo", ws: true, want: 401},
+		{name: "echo foreign origin", node: keyed, method: "GET", path: "/echo", header: http.Header{"Origin": {"https://evil.example"}, "Authorization": key["Authorization"]}, ws: true, want: 403},
+		{name: "echo off", node: open, method: "GET", path: "/echo", ws: true, want: 404},
+		{name: "chat", node: demos, method: "GET", path: "/chat", ws: true, want: 101},
+		{name: "chat not a WebSocket", node: demos, method: "GET", path: "/chat", want: 400},
+		{name: "chat no key", node: keyed, method: "GET", path: "/chat", ws: true, want: 401},
+		{name: "chat foreign origin", node: keyed, method: "GET", path: "/chat", header: http.Header{"Origin": {"https://evil.example"}, "Authorization": key["Authorization"]}, ws: true, want: 403},
+		{name: "chat off", node: open, method: "GET", path: "/chat", ws: true, want: 404},
 		{name: "tail", node: keyed, method: "GET", path: "/tail?file=app.log", header: key, ws: true, want: 101},
 		{name: "tail bad name", node: keyed, method: "GET", path: "/tail?file=..%2Fapp.log", header: key, ws: true, want: 400},
 		{name: "tail no key", node: keyed, method: "GET", path: "/tail?file=app.log", ws: true, want: 401},
 		{name: "tail unlisted", node: keyed, method: "GET", path: "/tail?file=other.log", header: key, ws: true, want: 403},
-		{name: "tail off", node: open, method: "GET", path: "/tail?file=app.log", ws: true, want: 404, feature: pending.DemoSwitch},
+		{name: "tail off", node: open, method: "GET", path: "/tail?file=app.log", ws: true, want: 404},
 	}
 
 	var mu sync.Mutex

@@ -42,7 +42,7 @@ const (
 // Expected lists the features this commit expects to be missing. Remove a feature once it has
 // landed on main.
 func Expected() []Feature {
-	return []Feature{MessageStatus, Idempotency, Protocol2, SSE, CrossSite, HealthHEAD, DemoSwitch, WebPush}
+	return []Feature{WebPush}
 }
 
 func expected(f Feature) bool {

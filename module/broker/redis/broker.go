@@ -13,7 +13,8 @@
 //     Users, Connections and the broadcast count read it.
 //   - Pub/Sub is fire-and-forget, so the store is the truth: when the Pub/Sub connection breaks,
 //     the broker reconnects with backoff, subscribes again to every channel it needs, and then
-//     makes every local connection catch up from the store (Hub.CatchUp). A message lost on the
+//     makes the local connections of every user who missed a message catch up from the store
+//     (Hub.CatchUpUsers; Hub.CatchUp when the last ids cannot be read). A message lost on the
 //     way without a reconnect shows as a hole in the consecutive ids, which the connection fills
 //     from the store.
 //

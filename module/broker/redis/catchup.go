@@ -18,9 +18,8 @@ const catchUpReadChunk = 1000
 // above the last id this node received live can have missed a message; their connections read
 // the store. Before, every connection of the node ran its catch-up read at the same moment.
 //
-// The hub can only catch up every connection at once today (Hub.CatchUp), so when any user is
-// behind, all do; with a per-user hook on the hub, only those users would, with a bounded
-// number at a time (docs/redis.md, "After a Redis outage").
+// Only the connections of users who are behind catch up (Hub.CatchUpUsers); the hub runs their
+// store reads a bounded number at a time (docs/redis.md, "After a Redis outage").
 func (b *Broker) catchUp() {
 	b.mu.Lock()
 	users := make([]string, 0, len(b.users))
@@ -39,7 +38,7 @@ func (b *Broker) catchUp() {
 		b.hub.CatchUp()
 	case len(behind) > 0:
 		b.log.Info("redis pub/sub restored; catching connections up from the store", "usersBehind", len(behind), "users", len(users))
-		b.hub.CatchUp()
+		b.hub.CatchUpUsers(behind)
 	default:
 		b.log.Info("redis pub/sub restored; no user missed a message", "users", len(users))
 	}
