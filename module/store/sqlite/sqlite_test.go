@@ -760,3 +760,11 @@ func BenchmarkHead(b *testing.B) {
 		n++
 	}
 }
+
+// BenchmarkUnicast: the store's share of compare.sh's unicast scenario (storetest.BenchUnicast),
+// sync full as by default.
+func BenchmarkUnicast(b *testing.B) {
+	storetest.BenchUnicast(b, func(b *testing.B, opts module.StoreOptions) module.Store {
+		return openT(b, filepath.Join(b.TempDir(), "push.db"), opts)
+	}, 10_000, 16)
+}
