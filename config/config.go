@@ -85,7 +85,7 @@ type Store struct {
 	Path       string
 	TTL        time.Duration
 	MaxPerUser int
-	Sync       string // sqlite: "full" (fsync per commit) or "normal" (fsync at checkpoints)
+	Sync       string // sqlite: "full" (fsync per commit) or "normal" (fsync at checkpoints); pebble: "full"
 }
 
 // Broker selects how messages reach connections: in-process or across nodes.
