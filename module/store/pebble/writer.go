@@ -9,6 +9,7 @@ import (
 	cpebble "github.com/cockroachdb/pebble/v2"
 
 	"pushlane/module"
+	"pushlane/module/store/internal/groupcommit"
 )
 
 type opKind uint8
@@ -82,7 +83,7 @@ func (w *writer) run() {
 		case o := <-s.ops:
 			batch = append(batch, o)
 		case <-markTick.C:
-			if s.marks.pending.Load() == 0 {
+			if s.marks.Pending() == 0 {
 				continue
 			}
 		case <-sweep.C:
@@ -92,7 +93,7 @@ func (w *writer) run() {
 			// Close holds off new submits before quit is closed: what is queued now is all.
 			for {
 				batch = w.gather(batch)
-				if len(batch) == 0 && s.marks.pending.Load() == 0 {
+				if len(batch) == 0 && s.marks.Pending() == 0 {
 					return
 				}
 				w.commit(batch)
@@ -140,7 +141,7 @@ func (w *writer) gather(batch []*op) []*op {
 // the new messages to the commit hook in id order and answers every op.
 func (w *writer) commit(batch []*op) {
 	s := w.s
-	marks, nMarks := s.marks.take()
+	marks, nMarks := s.marks.Take()
 	if len(batch) == 0 && len(marks) == 0 {
 		return
 	}
@@ -158,7 +159,7 @@ func (w *writer) commit(batch []*op) {
 	}
 	s.health.committed(err)
 	s.opts.Metrics.StoreLatency.WithLabelValues("commit").Observe(time.Since(start).Seconds())
-	s.marks.pending.Add(-int64(nMarks))
+	s.marks.Committed(nMarks)
 	if err != nil {
 		err = fmt.Errorf("commit %d ops: %w", len(batch), err)
 		for _, o := range batch {
@@ -260,14 +261,21 @@ func (t *txn) user(id string) (*userState, error) {
 	return st, nil
 }
 
-// commit writes the users' states and commits the batch with a sync.
-func (t *txn) commit() error {
+func (t *txn) setUsers() error {
 	for id, st := range t.users {
 		if err := t.b.Set(userKey(nil, kindUser, id), st.encode(nil), nil); err != nil {
 			return err
 		}
 	}
-	err := t.b.Commit(cpebble.Sync)
+	return nil
+}
+
+// commit writes the users' states and commits the batch, waiting for its sync.
+func (t *txn) commit() error {
+	err := t.setUsers()
+	if err == nil {
+		err = t.b.Commit(cpebble.Sync)
+	}
 	if closeErr := t.b.Close(); err == nil {
 		err = closeErr
 	}
@@ -278,7 +286,7 @@ func (t *txn) abort() { _ = t.b.Close() }
 
 // apply builds the batch and returns the appended messages in id order. Ids are assigned here,
 // in commit order, which is the order the hook delivers them.
-func (w *writer) apply(t *txn, batch []*op, marks []mark) ([]module.Message, error) {
+func (w *writer) apply(t *txn, batch []*op, marks []groupcommit.Mark) ([]module.Message, error) {
 	s := w.s
 	now := s.now()
 	nowMs := now.UnixMilli()

@@ -18,6 +18,7 @@ import (
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver, registered as "sqlite"
 
 	"pushlane/module"
+	"pushlane/module/store/internal/groupcommit"
 )
 
 // Store is the SQLite implementation of module.Store. Safe for concurrent use: every write goes
@@ -35,8 +36,8 @@ type Store struct {
 	quitOnce   sync.Once
 	writerDone chan struct{}
 
-	marks  markQueue
-	claims claims
+	marks  groupcommit.MarkQueue
+	claims groupcommit.Claims
 	health health
 
 	closed   atomic.Bool
@@ -108,8 +109,7 @@ func Open(path string, opts module.StoreOptions, options ...Option) (*Store, err
 		ops:        make(chan *op, 4096),
 		quit:       make(chan struct{}),
 		writerDone: make(chan struct{}),
-		marks:      markQueue{limit: maxQueuedMarks},
-		claims:     claims{held: make(map[idemID]struct{})},
+		marks:      groupcommit.MarkQueue{Limit: groupcommit.MaxQueuedMarks},
 	}
 	fail := func(err error) (*Store, error) {
 		write.Close()
