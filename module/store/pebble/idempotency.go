@@ -4,16 +4,41 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"sync"
 	"time"
 
 	cpebble "github.com/cockroachdb/pebble/v2"
 
 	"pushlane/module"
-	"pushlane/module/store/internal/groupcommit"
 )
 
+type idemID struct{ scope, key string }
+
+// claims are the idempotency keys of requests in progress on this node (one node owns a
+// database): released by Finish or Abandon, and by a restart.
+type claims struct {
+	mu   sync.Mutex
+	held map[idemID]struct{}
+}
+
+func (c *claims) take(id idemID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.held[id]; ok {
+		return false
+	}
+	c.held[id] = struct{}{}
+	return true
+}
+
+func (c *claims) release(id idemID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.held, id)
+}
+
 // idemRecord is an idempotency record's value: expiry (varint unix ms), the fingerprint and the
-// stored ids (see groupcommit.EncodeResults), each length-prefixed, then 1 and the response body once the
+// stored ids (see encodeResults), each length-prefixed, then 1 and the response body once the
 // request finished (0 before).
 type idemRecord struct {
 	expires     int64
@@ -61,7 +86,7 @@ func decodeIdem(b []byte) (idemRecord, error) {
 
 // public is the record as module.Idempotency hands it out.
 func (r *idemRecord) public() (*module.IdempotencyRecord, error) {
-	results, err := groupcommit.DecodeResults(r.results)
+	results, err := decodeResults(r.results)
 	if err != nil {
 		return nil, err
 	}
@@ -74,8 +99,8 @@ func (s *Store) Begin(_ context.Context, k module.IdempotencyKey) (module.Idempo
 	if s.closed.Load() {
 		return 0, nil, fmt.Errorf("pebble store begin: %w", module.ErrClosed)
 	}
-	id := groupcommit.ClaimOf(k)
-	if !s.claims.Take(id) {
+	id := idemID{k.Scope, k.Key}
+	if !s.claims.take(id) {
 		return module.IdempotencyInProgress, nil, nil
 	}
 	var rec *module.IdempotencyRecord
@@ -92,7 +117,7 @@ func (s *Store) Begin(_ context.Context, k module.IdempotencyKey) (module.Idempo
 		return err
 	})
 	if err != nil || rec != nil {
-		s.claims.Release(id)
+		s.claims.release(id)
 	}
 	if err != nil {
 		return 0, nil, fmt.Errorf("pebble store begin: %w", err)
@@ -115,7 +140,7 @@ func (s *Store) AppendOnce(ctx context.Context, k module.IdempotencyKey, drafts 
 
 // Finish implements module.Idempotency. The claim is released whatever happens.
 func (s *Store) Finish(ctx context.Context, k module.IdempotencyKey, body []byte) error {
-	defer s.claims.Release(groupcommit.ClaimOf(k))
+	defer s.claims.release(idemID{k.Scope, k.Key})
 	o := &op{kind: opFinish, idem: &idemArgs{key: k, body: body}, done: make(chan struct{})}
 	if err := s.submit(ctx, o); err != nil {
 		return fmt.Errorf("pebble store finish: %w", err)
@@ -127,7 +152,7 @@ func (s *Store) Finish(ctx context.Context, k module.IdempotencyKey, body []byte
 }
 
 // Abandon implements module.Idempotency.
-func (s *Store) Abandon(k module.IdempotencyKey) { s.claims.Release(groupcommit.ClaimOf(k)) }
+func (s *Store) Abandon(k module.IdempotencyKey) { s.claims.release(idemID{k.Scope, k.Key}) }
 
 // liveRecord reads the unexpired record under k as the batch sees it.
 func (t *txn) liveRecord(k module.IdempotencyKey, nowMs int64) (*idemRecord, error) {
@@ -158,7 +183,7 @@ func (t *txn) findRecord(k module.IdempotencyKey, nowMs int64) (*module.Idempote
 func (t *txn) saveRecord(o *op, now time.Time) error {
 	k := o.idem.key
 	r := idemRecord{expires: module.ExpiresAt(now, k.Window).UnixMilli(), fingerprint: k.Fingerprint,
-		results: groupcommit.EncodeResults(o.msgs)}
+		results: encodeResults(o.msgs)}
 	if err := t.b.Set(idemKey(nil, k), r.encode(), nil); err != nil {
 		return err
 	}
@@ -213,4 +238,33 @@ func (t *txn) sweepRecords(nowMs int64) (int, error) {
 		}
 	}
 	return len(keys), nil
+}
+
+// encodeResults packs the stored ids as (uvarint length, user id, uvarint id) per message.
+func encodeResults(msgs []module.Message) []byte {
+	out := make([]byte, 0, len(msgs)*16)
+	for _, m := range msgs {
+		out = appendString(out, m.UserID)
+		out = binary.AppendUvarint(out, m.ID)
+	}
+	return out
+}
+
+func decodeResults(b []byte) ([]module.IdempotentResult, error) {
+	var out []module.IdempotentResult
+	for len(b) > 0 {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return nil, errCorrupt
+		}
+		user := string(b[k : k+int(n)])
+		b = b[k+int(n):]
+		id, k := binary.Uvarint(b)
+		if k <= 0 {
+			return nil, errCorrupt
+		}
+		b = b[k:]
+		out = append(out, module.IdempotentResult{UserID: user, ID: id})
+	}
+	return out, nil
 }

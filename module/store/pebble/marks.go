@@ -3,58 +3,113 @@ package pebble
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
-
-	"pushlane/module/store/internal/groupcommit"
 )
 
-func (s *Store) queueMark(kind groupcommit.MarkKind, userID string, ids []uint64, at time.Time) {
-	if s.closed.Load() {
+type markKind uint8
+
+const (
+	markWritten  markKind = iota // written to a version 2 connection: sent time
+	markDequeued                 // written to a version 1 connection: sent time, leaves the queue
+	markAcked                    // acknowledged: acked time (and sent time), leaves the queue
+	markPushed                   // sent through Web Push: pushed time
+)
+
+// maxQueuedMarks bounds the ids queued for marking if the disk stalls. A dropped mark only means
+// a message may be sent again (at-least-once), never that one is lost.
+const maxQueuedMarks = 1 << 20
+
+// mark is one MarkWritten, Ack or MarkPushed call.
+type mark struct {
+	kind   markKind
+	userID string
+	ids    []uint64
+	at     int64 // unix milliseconds
+}
+
+// markQueue holds marks until the writer commits them with its next batch: marks never cost a
+// commit (or a sync) of their own on a busy server.
+type markQueue struct {
+	mu     sync.Mutex
+	marks  []mark
+	queued int // ids in marks
+	limit  int
+
+	pending atomic.Int64 // ids not yet committed: reads that must see them wait (flushMarks)
+}
+
+func (q *markQueue) add(m mark) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.queued+len(m.ids) > q.limit {
 		return
 	}
-	s.marks.Add(kind, userID, ids, at)
+	q.marks = append(q.marks, m)
+	q.queued += len(m.ids)
+	q.pending.Add(int64(len(m.ids)))
+}
+
+// take empties the queue; the caller lowers pending once the marks are committed (or failed).
+func (q *markQueue) take() ([]mark, int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	m, n := q.marks, q.queued
+	q.marks, q.queued = nil, 0
+	return m, n
+}
+
+func (s *Store) queueMark(kind markKind, userID string, ids []uint64, at time.Time) {
+	if len(ids) == 0 || s.closed.Load() {
+		return
+	}
+	// The caller may reuse ids once this returns. No wake-up: marks ride with the next batch of
+	// appends, or the writer's mark tick.
+	s.marks.add(mark{kind: kind, userID: userID, ids: slices.Clone(ids), at: at.UnixMilli()})
 }
 
 // MarkWritten implements module.Store: the marks are committed by the writer with its next batch.
 func (s *Store) MarkWritten(userID string, ids []uint64, dequeue bool, at time.Time) {
-	kind := groupcommit.MarkWritten
+	kind := markWritten
 	if dequeue {
-		kind = groupcommit.MarkDequeued
+		kind = markDequeued
 	}
 	s.queueMark(kind, userID, ids, at)
 }
 
 // Ack implements module.Store, batched like MarkWritten.
 func (s *Store) Ack(userID string, ids []uint64, at time.Time) {
-	s.queueMark(groupcommit.MarkAcked, userID, ids, at)
+	s.queueMark(markAcked, userID, ids, at)
 }
 
 // MarkPushed records that the message was sent through Web Push (the first time is kept),
 // batched like MarkWritten.
 func (s *Store) MarkPushed(userID string, id uint64, at time.Time) {
-	s.queueMark(groupcommit.MarkPushed, userID, []uint64{id}, at)
+	s.queueMark(markPushed, userID, []uint64{id}, at)
 }
 
 // flushMarks waits until every mark made so far is committed.
 func (s *Store) flushMarks(ctx context.Context) error {
-	if s.marks.Pending() == 0 {
+	if s.marks.pending.Load() == 0 {
 		return nil
 	}
 	return s.submit(ctx, &op{kind: opBarrier, done: make(chan struct{})})
 }
 
-// applyMark changes one message's record as the mark says; it reports whether anything changed.
-func applyMark(m *groupcommit.Mark, r *messageRecord) bool {
+// apply changes one message's record as the mark says; it reports whether anything changed.
+func (m *mark) apply(r *messageRecord) bool {
 	before := *r
-	switch m.Kind {
-	case groupcommit.MarkWritten:
-		r.sent = cmp0(r.sent, m.At)
-	case groupcommit.MarkDequeued:
-		r.sent, r.queued = cmp0(r.sent, m.At), false
-	case groupcommit.MarkAcked:
-		r.acked, r.sent, r.queued = cmp0(r.acked, m.At), cmp0(r.sent, m.At), false
-	case groupcommit.MarkPushed:
-		r.pushed = cmp0(r.pushed, m.At)
+	switch m.kind {
+	case markWritten:
+		r.sent = cmp0(r.sent, m.at)
+	case markDequeued:
+		r.sent, r.queued = cmp0(r.sent, m.at), false
+	case markAcked:
+		r.acked, r.sent, r.queued = cmp0(r.acked, m.at), cmp0(r.sent, m.at), false
+	case markPushed:
+		r.pushed = cmp0(r.pushed, m.at)
 	}
 	return r.sent != before.sent || r.acked != before.acked || r.pushed != before.pushed || r.queued != before.queued
 }
@@ -69,12 +124,12 @@ func cmp0(recorded, at int64) int64 {
 
 // applyMarks rewrites the marked messages' records in the batch. The key holds the user, so a
 // mark never reaches another user's message; ids that are not stored are skipped.
-func (t *txn) applyMarks(marks []groupcommit.Mark) error {
+func (t *txn) applyMarks(marks []mark) error {
 	var val []byte
 	for i := range marks {
 		m := &marks[i]
-		for _, id := range m.IDs {
-			k := messageKey(t.key[:0], m.UserID, id)
+		for _, id := range m.ids {
+			k := messageKey(t.key[:0], m.userID, id)
 			v, err := t.get(k)
 			if err != nil {
 				return err
@@ -84,9 +139,9 @@ func (t *txn) applyMarks(marks []groupcommit.Mark) error {
 			}
 			rec, err := decodeMessage(v)
 			if err != nil {
-				return fmt.Errorf("message %d of %q: %w", id, m.UserID, err)
+				return fmt.Errorf("message %d of %q: %w", id, m.userID, err)
 			}
-			if !applyMark(m, &rec) {
+			if !m.apply(&rec) {
 				continue
 			}
 			val = rec.encode(val[:0])

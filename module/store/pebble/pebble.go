@@ -19,10 +19,8 @@ import (
 	"time"
 
 	cpebble "github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"pushlane/module"
-	"pushlane/module/store/internal/groupcommit"
 )
 
 // Store is the Pebble implementation of module.Store. Safe for concurrent use: every write goes
@@ -38,8 +36,8 @@ type Store struct {
 	quit       chan struct{}
 	writerDone chan struct{}
 
-	marks  groupcommit.MarkQueue
-	claims groupcommit.Claims
+	marks  markQueue
+	claims claims
 	health health
 
 	// closed is set by Close under dbMu; readers hold dbMu shared while they use db, so Close
@@ -54,8 +52,6 @@ type Options struct {
 	// Logger receives Pebble's own messages (flushes and compactions at debug level, errors);
 	// nil: slog.Default().
 	Logger *slog.Logger
-
-	fs vfs.FS // the file system (tests wrap vfs.Default); nil: vfs.Default
 }
 
 // memTableSize is each memtable's size. Larger memtables flush less often; 64 MB holds about
@@ -73,7 +69,6 @@ func Open(dir string, opts module.StoreOptions, o Options) (*Store, error) {
 		FormatMajorVersion: cpebble.FormatNewest,
 		MemTableSize:       memTableSize,
 		Logger:             pebbleLogger{o.Logger},
-		FS:                 o.fs,
 	}
 	db, err := cpebble.Open(dir, popts)
 	if err != nil {
@@ -86,7 +81,8 @@ func Open(dir string, opts module.StoreOptions, o Options) (*Store, error) {
 		ops:        make(chan *op, 4096),
 		quit:       make(chan struct{}),
 		writerDone: make(chan struct{}),
-		marks:      groupcommit.MarkQueue{Limit: groupcommit.MaxQueuedMarks},
+		marks:      markQueue{limit: maxQueuedMarks},
+		claims:     claims{held: make(map[idemID]struct{})},
 	}
 	last, err := s.loadMeta()
 	if err != nil {

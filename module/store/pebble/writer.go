@@ -9,7 +9,6 @@ import (
 	cpebble "github.com/cockroachdb/pebble/v2"
 
 	"pushlane/module"
-	"pushlane/module/store/internal/groupcommit"
 )
 
 type opKind uint8
@@ -83,7 +82,7 @@ func (w *writer) run() {
 		case o := <-s.ops:
 			batch = append(batch, o)
 		case <-markTick.C:
-			if s.marks.Pending() == 0 {
+			if s.marks.pending.Load() == 0 {
 				continue
 			}
 		case <-sweep.C:
@@ -93,7 +92,7 @@ func (w *writer) run() {
 			// Close holds off new submits before quit is closed: what is queued now is all.
 			for {
 				batch = w.gather(batch)
-				if len(batch) == 0 && s.marks.Pending() == 0 {
+				if len(batch) == 0 && s.marks.pending.Load() == 0 {
 					return
 				}
 				w.commit(batch)
@@ -141,7 +140,7 @@ func (w *writer) gather(batch []*op) []*op {
 // the new messages to the commit hook in id order and answers every op.
 func (w *writer) commit(batch []*op) {
 	s := w.s
-	marks, nMarks := s.marks.Take()
+	marks, nMarks := s.marks.take()
 	if len(batch) == 0 && len(marks) == 0 {
 		return
 	}
@@ -159,7 +158,7 @@ func (w *writer) commit(batch []*op) {
 	}
 	s.health.committed(err)
 	s.opts.Metrics.StoreLatency.WithLabelValues("commit").Observe(time.Since(start).Seconds())
-	s.marks.Committed(nMarks)
+	s.marks.pending.Add(-int64(nMarks))
 	if err != nil {
 		err = fmt.Errorf("commit %d ops: %w", len(batch), err)
 		for _, o := range batch {
@@ -261,21 +260,14 @@ func (t *txn) user(id string) (*userState, error) {
 	return st, nil
 }
 
-func (t *txn) setUsers() error {
+// commit writes the users' states and commits the batch with a sync.
+func (t *txn) commit() error {
 	for id, st := range t.users {
 		if err := t.b.Set(userKey(nil, kindUser, id), st.encode(nil), nil); err != nil {
 			return err
 		}
 	}
-	return nil
-}
-
-// commit writes the users' states and commits the batch, waiting for its sync.
-func (t *txn) commit() error {
-	err := t.setUsers()
-	if err == nil {
-		err = t.b.Commit(cpebble.Sync)
-	}
+	err := t.b.Commit(cpebble.Sync)
 	if closeErr := t.b.Close(); err == nil {
 		err = closeErr
 	}
@@ -286,7 +278,7 @@ func (t *txn) abort() { _ = t.b.Close() }
 
 // apply builds the batch and returns the appended messages in id order. Ids are assigned here,
 // in commit order, which is the order the hook delivers them.
-func (w *writer) apply(t *txn, batch []*op, marks []groupcommit.Mark) ([]module.Message, error) {
+func (w *writer) apply(t *txn, batch []*op, marks []mark) ([]module.Message, error) {
 	s := w.s
 	now := s.now()
 	nowMs := now.UnixMilli()

@@ -1,7 +1,9 @@
 package sqlite
 
 import (
+	"bytes"
 	"database/sql"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -136,10 +138,14 @@ func TestAckOfAnotherUsersIDChangesNothing(t *testing.T) {
 // dropped instead of growing memory; the ones kept are committed.
 func TestMarksQueueIsBounded(t *testing.T) {
 	s, gate := openGated(t, filepath.Join(t.TempDir(), "push.db"), module.StoreOptions{})
-	s.marks.Limit = 10
+	s.marks.limit = 10
 	msgs := mustAppend(t, s, d("u", `1`), d("u", `2`), d("u", `3`), d("u", `4`))
 	appended := gate.holdWriter(t, s) // marks only queue now
-	queued := s.marks.Queued
+	queued := func() int {
+		s.marks.mu.Lock()
+		defer s.marks.mu.Unlock()
+		return s.marks.queued
+	}
 	s.MarkWritten("u", msgIDs(msgs[:2]), true, time.Now())
 	if q := queued(); q != 2 {
 		t.Fatalf("%d ids queued, want 2", q)
@@ -228,6 +234,25 @@ func TestIdempotencyRecordsSwept(t *testing.T) {
 	var key string
 	if err := s.read.QueryRow(`SELECT key FROM idempotency`).Scan(&key); err != nil || key != "2" {
 		t.Fatalf("the record left is %q, %v; want the unexpired one", key, err)
+	}
+}
+
+// TestResultsEncoding: the packed results round-trip, and damaged bytes are an error, not a panic.
+func TestResultsEncoding(t *testing.T) {
+	msgs := []module.Message{{UserID: "u", ID: 1}, {UserID: "a:b@c.d-e_f", ID: 1<<63 - 1}, {UserID: "x", ID: 300}}
+	b := encodeResults(msgs)
+	got, err := decodeResults(b)
+	if err != nil || len(got) != 3 || got[1].UserID != "a:b@c.d-e_f" || got[1].ID != 1<<63-1 || got[2].ID != 300 {
+		t.Fatalf("decode = %v, %v", got, err)
+	}
+	for i := 1; i < len(b); i++ {
+		if _, err := decodeResults(b[:i]); err == nil && !bytes.Equal(encodeResults(msgs[:1]), b[:i]) &&
+			!bytes.Equal(encodeResults(msgs[:2]), b[:i]) {
+			t.Fatalf("a truncated record (%d of %d bytes) decoded without error", i, len(b))
+		}
+	}
+	if _, err := decodeResults([]byte{0xff}); !errors.Is(err, errBadResults) {
+		t.Fatalf("decode of junk = %v", err)
 	}
 }
 

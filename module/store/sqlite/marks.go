@@ -4,20 +4,21 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
-
-	"pushlane/module/store/internal/groupcommit"
 )
 
-type markKind = groupcommit.MarkKind
+type markKind uint8
 
 const (
-	markWritten  = groupcommit.MarkWritten
-	markDequeued = groupcommit.MarkDequeued
-	markAcked    = groupcommit.MarkAcked
-	markPushed   = groupcommit.MarkPushed
-	markKinds    = groupcommit.MarkKinds
+	markWritten  markKind = iota // written to a version 2 connection: sent_at
+	markDequeued                 // written to a version 1 connection: sent_at, leaves the queue
+	markAcked                    // acknowledged: acked_at (and sent_at), leaves the queue
+	markPushed                   // sent through Web Push: pushed_at
+	markKinds
 )
 
 // markSQL is each kind's UPDATE, ?1 the time, ?2 the user, then the ids (ID_LIST). The user is
@@ -34,11 +35,57 @@ var markSQL = [markKinds]string{
 // markChunk is how many ids one statement takes; fewer go one statement each.
 const markChunk = 64
 
-func (s *Store) queueMark(kind markKind, userID string, ids []uint64, at time.Time) {
-	if s.closed.Load() {
+// maxQueuedMarks bounds the ids queued for marking if the disk stalls. A dropped mark only means
+// a message may be sent again (at-least-once), never that one is lost.
+const maxQueuedMarks = 1 << 20
+
+// mark is one MarkWritten, Ack or MarkPushed call.
+type mark struct {
+	kind   markKind
+	userID string
+	ids    []uint64
+	at     int64 // unix milliseconds
+}
+
+// markQueue holds marks until the writer commits them with its next transaction: marks never
+// cost a commit (or an fsync) of their own on a busy server.
+type markQueue struct {
+	mu     sync.Mutex
+	marks  []mark
+	queued int // ids in marks
+	limit  int
+
+	pending atomic.Int64 // ids not yet committed: reads that must see them wait (flushMarks)
+}
+
+func (q *markQueue) add(m mark) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.queued+len(m.ids) > q.limit {
 		return
 	}
-	s.marks.Add(kind, userID, ids, at)
+	q.marks = append(q.marks, m)
+	q.queued += len(m.ids)
+	q.pending.Add(int64(len(m.ids)))
+}
+
+// take empties the queue; the caller lowers pending once the marks are committed (or failed).
+func (q *markQueue) take() ([]mark, int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	m, n := q.marks, q.queued
+	q.marks, q.queued = nil, 0
+	return m, n
+}
+
+func (s *Store) queueMark(kind markKind, userID string, ids []uint64, at time.Time) {
+	if len(ids) == 0 || s.closed.Load() {
+		return
+	}
+	// The caller may reuse ids once this returns.
+	s.marks.add(mark{kind: kind, userID: userID, ids: slices.Clone(ids), at: at.UnixMilli()})
+	// No wake-up: marks ride with the next batch of appends, or the writer's mark tick, so a
+	// busy server does not pay one more commit (and fsync) for them.
 }
 
 // MarkWritten implements module.Store: the marks are committed by the writer with its next batch.
@@ -63,7 +110,7 @@ func (s *Store) MarkPushed(userID string, id uint64, at time.Time) {
 
 // flushMarks waits until every mark made so far is committed.
 func (s *Store) flushMarks(ctx context.Context) error {
-	if s.marks.Pending() == 0 {
+	if s.marks.pending.Load() == 0 {
 		return nil
 	}
 	return s.submit(ctx, &op{kind: opBarrier, done: make(chan struct{})})
@@ -88,7 +135,7 @@ func prepareMarks(db *sql.DB) ([markKinds]markStmts, error) {
 }
 
 // applyMarks runs the marks inside tx, markChunk ids per statement.
-func (w *writer) applyMarks(tx *sql.Tx, marks []groupcommit.Mark) error {
+func (w *writer) applyMarks(tx *sql.Tx, marks []mark) error {
 	var inTx [markKinds]markStmts // each statement bound to tx once, when first used
 	bind := func(dst **sql.Stmt, st *sql.Stmt) *sql.Stmt {
 		if *dst == nil {
@@ -98,18 +145,18 @@ func (w *writer) applyMarks(tx *sql.Tx, marks []groupcommit.Mark) error {
 	}
 	args := make([]any, markChunk+2)
 	for _, m := range marks {
-		args[0], args[1] = m.At, m.UserID
-		ids := m.IDs
+		args[0], args[1] = m.at, m.userID
+		ids := m.ids
 		for ; len(ids) >= markChunk; ids = ids[markChunk:] {
 			for i, id := range ids[:markChunk] {
 				args[i+2] = int64(id)
 			}
-			if _, err := bind(&inTx[m.Kind].many, w.marks[m.Kind].many).Exec(args...); err != nil {
+			if _, err := bind(&inTx[m.kind].many, w.marks[m.kind].many).Exec(args...); err != nil {
 				return err
 			}
 		}
 		for _, id := range ids {
-			if _, err := bind(&inTx[m.Kind].one, w.marks[m.Kind].one).Exec(m.At, m.UserID, int64(id)); err != nil {
+			if _, err := bind(&inTx[m.kind].one, w.marks[m.kind].one).Exec(m.at, m.userID, int64(id)); err != nil {
 				return err
 			}
 		}

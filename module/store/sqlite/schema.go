@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
 	scope       TEXT    NOT NULL,
 	key         TEXT    NOT NULL,
 	fingerprint TEXT    NOT NULL,
-	results     BLOB    NOT NULL, -- the stored ids: see groupcommit.EncodeResults
+	results     BLOB    NOT NULL, -- the stored ids: see encodeResults
 	body        BLOB,             -- the response, once the request finished
 	expires_at  INTEGER NOT NULL,
 	PRIMARY KEY (scope, key)

@@ -18,7 +18,6 @@ import (
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver, registered as "sqlite"
 
 	"pushlane/module"
-	"pushlane/module/store/internal/groupcommit"
 )
 
 // Store is the SQLite implementation of module.Store. Safe for concurrent use: every write goes
@@ -36,8 +35,8 @@ type Store struct {
 	quitOnce   sync.Once
 	writerDone chan struct{}
 
-	marks  groupcommit.MarkQueue
-	claims groupcommit.Claims
+	marks  markQueue
+	claims claims
 	health health
 
 	closed   atomic.Bool
@@ -109,7 +108,8 @@ func Open(path string, opts module.StoreOptions, options ...Option) (*Store, err
 		ops:        make(chan *op, 4096),
 		quit:       make(chan struct{}),
 		writerDone: make(chan struct{}),
-		marks:      groupcommit.MarkQueue{Limit: groupcommit.MaxQueuedMarks},
+		marks:      markQueue{limit: maxQueuedMarks},
+		claims:     claims{held: make(map[idemID]struct{})},
 	}
 	fail := func(err error) (*Store, error) {
 		write.Close()

@@ -502,7 +502,7 @@ func TestMarksCommittedByPendingRead(t *testing.T) {
 	if !slices.Equal(msgIDs(got), []uint64{msgs[2].ID}) {
 		t.Fatalf("pending = %v, want [%d]", msgIDs(got), msgs[2].ID)
 	}
-	if p := s.marks.Pending(); p != 0 {
+	if p := s.marks.pending.Load(); p != 0 {
 		t.Fatalf("%d marks still pending after a pending read", p)
 	}
 	// A plain since read does not need them.
@@ -510,7 +510,7 @@ func TestMarksCommittedByPendingRead(t *testing.T) {
 	if got := mustBacklog(t, s, "u", module.BacklogQuery{}); len(got) != 3 {
 		t.Fatalf("since read returned %v", msgIDs(got))
 	}
-	waitUntil(t, 5*time.Second, "the writer to commit the mark by itself", func() bool { return s.marks.Pending() == 0 })
+	waitUntil(t, 5*time.Second, "the writer to commit the mark by itself", func() bool { return s.marks.pending.Load() == 0 })
 	var delivered int
 	if err := s.read.QueryRow(`SELECT COUNT(*) FROM messages WHERE sent_at IS NOT NULL AND queued = 0`).Scan(&delivered); err != nil || delivered != 3 {
 		t.Fatalf("delivered rows = %d, %v; want 3", delivered, err)

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"pushlane/module"
-	"pushlane/module/store/internal/groupcommit"
 )
 
 type opKind uint8
@@ -120,7 +119,7 @@ func (w *writer) run() {
 		case o := <-s.ops:
 			batch = append(batch, o)
 		case <-markTick.C:
-			if s.marks.Pending() == 0 {
+			if s.marks.pending.Load() == 0 {
 				continue
 			}
 		case <-sweep.C:
@@ -130,7 +129,7 @@ func (w *writer) run() {
 			// Close holds off new submits before quit is closed: what is queued now is all.
 			for {
 				batch = w.gather(batch)
-				if len(batch) == 0 && s.marks.Pending() == 0 {
+				if len(batch) == 0 && s.marks.pending.Load() == 0 {
 					return
 				}
 				w.commit(batch)
@@ -179,7 +178,7 @@ func (w *writer) gather(batch []*op) []*op {
 // the committed database, so every id the hook receives is already covered by Head.
 func (w *writer) commit(batch []*op) {
 	s := w.s
-	marks, nMarks := s.marks.Take()
+	marks, nMarks := s.marks.take()
 	if len(batch) == 0 && len(marks) == 0 {
 		return
 	}
@@ -191,7 +190,7 @@ func (w *writer) commit(batch []*op) {
 		return err
 	})
 	s.opts.Metrics.StoreLatency.WithLabelValues("commit").Observe(time.Since(start).Seconds())
-	s.marks.Committed(nMarks)
+	s.marks.pending.Add(-int64(nMarks))
 	if err != nil {
 		err = fmt.Errorf("commit %d ops: %w", len(batch), err)
 		for _, o := range batch {
@@ -228,7 +227,7 @@ func (w *writer) inTx(fn func(*sql.Tx) error) (err error) {
 
 // apply executes the batch inside tx and returns the appended messages in id order. Ids are
 // assigned here, in commit order, which is the order the hook delivers them.
-func (w *writer) apply(tx *sql.Tx, batch []*op, marks []groupcommit.Mark) ([]module.Message, error) {
+func (w *writer) apply(tx *sql.Tx, batch []*op, marks []mark) ([]module.Message, error) {
 	s := w.s
 	now := s.now()
 	nowMs := now.UnixMilli()
