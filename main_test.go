@@ -81,12 +81,6 @@ func testConfig(t *testing.T, dir, addr string) (cfgPath, dbPath string) {
 // testConfigSync is testConfig with store.sync set.
 func testConfigSync(t *testing.T, dir, addr, storeSync string) (cfgPath, dbPath string) {
 	t.Helper()
-	return testConfigStore(t, dir, addr, "sqlite", storeSync)
-}
-
-// testConfigStore is testConfigSync with another durable store.driver (sqlite or pebble).
-func testConfigStore(t *testing.T, dir, addr, driver, storeSync string) (cfgPath, dbPath string) {
-	t.Helper()
 	dbPath = filepath.Join(dir, "data", "push.db")
 	yaml := fmt.Sprintf(`server:
   addr: %q
@@ -94,14 +88,14 @@ func testConfigStore(t *testing.T, dir, addr, driver, storeSync string) (cfgPath
 websocket:
   writeWait: 2s
 store:
-  driver: %s
+  driver: sqlite
   path: %q
   sync: %s
 broker:
   driver: local
 log:
   level: info
-`, addr, driver, dbPath, storeSync)
+`, addr, dbPath, storeSync)
 	cfgPath = filepath.Join(dir, "pushlane.yaml")
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)

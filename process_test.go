@@ -174,19 +174,19 @@ func TestProcessKill9KeepsEveryAcceptedMessage(t *testing.T) {
 	t.Parallel()
 	// store.sync normal leaves fsync to checkpoints: the OS still has every commit, so a killed
 	// process loses nothing either (only a machine crash could).
-	for _, store := range []struct{ driver, sync string }{{"sqlite", "full"}, {"sqlite", "normal"}, {"pebble", "full"}} {
-		t.Run(store.driver+"/sync="+store.sync, func(t *testing.T) {
+	for _, storeSync := range []string{"full", "normal"} {
+		t.Run("sync="+storeSync, func(t *testing.T) {
 			t.Parallel()
-			testKill9KeepsEveryAcceptedMessage(t, store.driver, store.sync)
+			testKill9KeepsEveryAcceptedMessage(t, storeSync)
 		})
 	}
 }
 
-func testKill9KeepsEveryAcceptedMessage(t *testing.T, driver, storeSync string) {
+func testKill9KeepsEveryAcceptedMessage(t *testing.T, storeSync string) {
 	bin := pushlaneBinary(t)
 	dir := t.TempDir()
 	addr := freeAddr(t)
-	cfgPath, _ := testConfigStore(t, dir, addr, driver, storeSync)
+	cfgPath, _ := testConfigSync(t, dir, addr, storeSync)
 	p := startProcess(t, bin, cfgPath, addr)
 
 	users := []string{"kill-a", "kill_b", "kill.c@example.com", "kill:d", "KILL-E"}

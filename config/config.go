@@ -85,7 +85,7 @@ type Store struct {
 	Path       string
 	TTL        time.Duration
 	MaxPerUser int
-	Sync       string // sqlite: "full" (fsync per commit) or "normal" (fsync at checkpoints); pebble: "full"
+	Sync       string // sqlite: "full" (fsync per commit) or "normal" (fsync at checkpoints)
 }
 
 // Broker selects how messages reach connections: in-process or across nodes.

@@ -426,8 +426,6 @@ func TestBadValues(t *testing.T) {
 		{name: "fractional maxMessageBytes", file: []string{"websocket.maxMessageBytes", "1000.5"}, key: "websocket.maxMessageBytes"},
 		{name: "unknown store driver", file: []string{"store.driver", "postgres"}, key: "store.driver"},
 		{name: "unknown store driver in env", env: map[string]string{"PUSH_STORE_DRIVER": "mysql"}, key: "store.driver"},
-		{name: "pebble store without sync", file: []string{"store.driver", "pebble", "store.sync", "normal"}, key: "store.sync"},
-		{name: "pebble store without a folder", file: []string{"store.driver", "pebble", "store.path", "' '"}, key: "store.path"},
 		{name: "unknown broker driver", file: []string{"broker.driver", "kafka"}, key: "broker.driver"},
 		{name: "redis broker with sqlite store", env: map[string]string{"PUSH_BROKER_DRIVER": "redis"}, key: "broker.driver"},
 		{name: "redis broker with memory store", file: []string{"broker.driver", "redis", "store.driver", "memory"}, key: "broker.driver"},

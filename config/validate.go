@@ -109,13 +109,9 @@ func (c Config) Validate() error {
 		if strings.TrimSpace(c.Store.Path) == "" {
 			return bad("store.path", "must name the sqlite file")
 		}
-	case "pebble":
-		if strings.TrimSpace(c.Store.Path) == "" {
-			return bad("store.path", "must name the pebble folder")
-		}
 	case "memory", "redis":
 	default:
-		return bad("store.driver", "must be sqlite, pebble, memory or redis, got %q", c.Store.Driver)
+		return bad("store.driver", "must be sqlite, memory or redis, got %q", c.Store.Driver)
 	}
 	if c.Store.TTL <= 0 {
 		return bad("store.ttl", "must be greater than 0, got %s", c.Store.TTL)
@@ -125,11 +121,6 @@ func (c Config) Validate() error {
 	}
 	if c.Store.Sync != "full" && c.Store.Sync != "normal" {
 		return bad("store.sync", "must be full or normal, got %q", c.Store.Sync)
-	}
-	if c.Store.Driver == "pebble" && c.Store.Sync != "full" {
-		// Pebble writes its log from a goroutine of its own: without a sync, an answered message
-		// may not have reached the operating system when the process is killed.
-		return bad("store.sync", "pebble syncs every commit: must be full, got %q", c.Store.Sync)
 	}
 	switch c.Broker.Driver {
 	case "local":

@@ -21,7 +21,6 @@ import (
 	"pushlane/module"
 	redisbroker "pushlane/module/broker/redis"
 	"pushlane/module/store/memory"
-	pebblestore "pushlane/module/store/pebble"
 	redisstore "pushlane/module/store/redis"
 	"pushlane/module/store/sqlite"
 )
@@ -79,13 +78,6 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 			a.closeRedis()
 			// A file that cannot be created or opened is the operator's to fix in store.path:
 			// a configuration error (exit 2), named like every other.
-			return nil, &config.Error{Key: "store.path", Msg: strings.Join(strings.Fields(err.Error()), " ")}
-		}
-		a.store = s
-	case "pebble":
-		s, err := pebblestore.Open(cfg.Store.Path, storeOpts, pebblestore.Options{Logger: log})
-		if err != nil {
-			a.closeRedis()
 			return nil, &config.Error{Key: "store.path", Msg: strings.Join(strings.Fields(err.Error()), " ")}
 		}
 		a.store = s
