@@ -318,7 +318,8 @@ import { PushClient, validUserId } from '../pushlane.js';
     sub.count++;
     $('msg-count').textContent = String(sub.count);
     $('msg-empty').hidden = true;
-    if (sub.client && sub.client.lastId) $('msg-last').textContent = 'last id ' + sub.client.lastId;
+    // The client moves lastId (the since of its next connection) once this listener returns.
+    if (m.id !== undefined && m.id !== null) $('msg-last').textContent = 'last id ' + String(m.id);
     const head = h('div', { class: 'msg-head' },
       m.id !== undefined && m.id !== null
         ? h('span', { class: 'msg-id' }, '#' + String(m.id))
@@ -380,6 +381,7 @@ import { PushClient, validUserId } from '../pushlane.js';
       return;
     }
     sub.client = client;
+    $('msg-last').textContent = since ? 'last id ' + since : '';
     sub.offs.push(client.on('state', onSubState), client.on('message', onSubMessage),
       client.on('error', (err) => subLog(err.message, 'bad')),
       client.on('resync', (e) => subLog('the server could not resume from ' + (e.previousSince || 'the stored cursor') +

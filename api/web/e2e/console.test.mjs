@@ -174,6 +174,9 @@ describe('pushlane console in Chromium', { skip: ready ? false : 'run ./run.sh (
     assert.match(await page.textContent('#status-epoch'), /^epoch [A-Za-z0-9_-]+$/);
     const first = await page.locator('#status-table tbody tr').first().getAttribute('data-id');
     assert.equal(first, r.id, 'newest first');
+    await page.locator('#status-card').scrollIntoViewIfNeeded();
+    await screenshot('console-status');
+    await page.evaluate(() => window.scrollTo(0, 0));
     lastId = r.id;
   });
 
