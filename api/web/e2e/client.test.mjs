@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   ready, env, sleep, until, startServer, stopServer, startProxy, launchBrowser, publish, broadcast,
-  getJSON, messageStatus,
+  getJSON, messageStatus, steps,
 } from './harness.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -87,21 +87,7 @@ async function waitStatus(userId, id, want) {
   return until(`message ${id} of ${userId} ${want}`, async () => (await messageStatus(userId, id)) === want);
 }
 
-let failedStep = null;
-function step(name, fn) {
-  it(name, async (t) => {
-    if (failedStep) {
-      t.skip('an earlier step failed: ' + failedStep);
-      return;
-    }
-    try {
-      await fn(t);
-    } catch (err) {
-      failedStep = name;
-      throw err;
-    }
-  });
-}
+const step = steps(it);
 
 describe('pushlane.js in Chromium against the server', { skip: ready ? false : 'run ./run.sh (it builds pushlane and sets PUSHLANE_BIN)' }, () => {
   before(async () => {

@@ -33,6 +33,29 @@ export async function until(what, pred, ms = 15000) {
   }
 }
 
+/**
+ * steps returns a step(name, fn) that defines it(name) for steps that share one page and one
+ * server and build on each other: after a failure the rest are skipped at once, rather than each
+ * waiting for its own timeout.
+ */
+export function steps(it) {
+  let failedStep = null;
+  return function step(name, fn) {
+    it(name, async (t) => {
+      if (failedStep) {
+        t.skip('an earlier step failed: ' + failedStep);
+        return;
+      }
+      try {
+        await fn(t);
+      } catch (err) {
+        failedStep = name;
+        throw err;
+      }
+    });
+  };
+}
+
 // ---------- server process ----------
 
 /**
