@@ -24,7 +24,8 @@ func (c *Client) Touch() { c.lastSeen.Store(time.Now().UnixNano()) }
 // HandlePing answers the peer's WebSocket ping with a pong carrying its payload.
 func (c *Client) HandlePing(payload []byte) {
 	c.Touch()
-	c.enqueue(queued{frame: Frame{Kind: FramePong, Body: bytes.Clone(payload)}})
+	data := bytes.Clone(payload)
+	c.owe(func(cf *controlFrames) { cf.pong, cf.pongData = true, data })
 }
 
 // HandleText handles a text frame from the peer, read from r: {"type":"ping"} is answered with
@@ -43,7 +44,7 @@ func (c *Client) HandleText(r io.Reader) {
 	kind, id := parseControl(buf[:n])
 	switch {
 	case kind == "ping":
-		c.enqueue(queued{frame: Frame{Kind: FrameControl, Body: appPong}})
+		c.owe(func(cf *controlFrames) { cf.appPong = true })
 	case kind == "ack" && c.version >= 2 && id > 0:
 		c.hub.metrics.AcksReceived.Inc()
 		c.hub.store.Ack(c.userID, []uint64{id}, time.Now())

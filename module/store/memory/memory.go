@@ -184,11 +184,14 @@ func (s *Store) Backlog(_ context.Context, userID string, q module.BacklogQuery)
 		if e.dead || !e.msg.ExpiresAt.After(now) || !q.Selects(e.msg.ID, e.queued) {
 			continue
 		}
-		if len(out) > 0 && ((q.Limit > 0 && len(out) >= q.Limit) || (q.MaxBytes > 0 && size+len(e.msg.Data) > q.MaxBytes)) {
+		if q.Limit > 0 && len(out) >= q.Limit {
 			break
 		}
 		out = append(out, e.msg)
 		size += len(e.msg.Data)
+		if q.MaxBytes > 0 && size >= q.MaxBytes {
+			break // the message that reached MaxBytes ends the page
+		}
 	}
 	return out, nil
 }

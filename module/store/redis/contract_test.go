@@ -178,8 +178,8 @@ func statusIDs(ms []module.MessageStatus) []uint64 {
 	return out
 }
 
-// TestBacklogMaxBytes: a page stops before the message that would take its data over MaxBytes,
-// and holds at least one message even when that one alone is larger.
+// TestBacklogMaxBytes: the message that takes a page's data to MaxBytes or beyond is the page's
+// last, so a page holds at least one message even when that one alone is larger.
 func TestBacklogMaxBytes(t *testing.T) {
 	rdb := redistest.Client(t)
 	s := openT(t, rdb, redistest.Prefix(t, rdb), module.StoreOptions{}, false)
@@ -190,9 +190,12 @@ func TestBacklogMaxBytes(t *testing.T) {
 		want []uint64
 	}{
 		{module.BacklogQuery{MaxBytes: 500}, []uint64{1}},
-		{module.BacklogQuery{After: 1, MaxBytes: 500}, []uint64{2, 3}},
+		{module.BacklogQuery{After: 1, MaxBytes: 500}, []uint64{2, 3, 4}},
 		{module.BacklogQuery{After: 1, MaxBytes: 1006}, []uint64{2, 3, 4}},
-		{module.BacklogQuery{After: 1, MaxBytes: 1005}, []uint64{2, 3}},
+		{module.BacklogQuery{After: 1, MaxBytes: 1007}, []uint64{2, 3, 4, 5}},
+		{module.BacklogQuery{After: 1, MaxBytes: 6}, []uint64{2, 3}},
+		{module.BacklogQuery{After: 1, MaxBytes: 7}, []uint64{2, 3, 4}},
+		{module.BacklogQuery{After: 1, MaxBytes: 3}, []uint64{2}},
 		{module.BacklogQuery{After: 3, MaxBytes: 1}, []uint64{4}},
 		{module.BacklogQuery{After: 1, MaxBytes: 5000, Limit: 2}, []uint64{2, 3}},
 	}

@@ -166,8 +166,8 @@ return {e, n}
 const epochSrc = prelude + `return epochOf(KEYS[1], ARGV[1])`
 
 // backlogSrc: KEYS user list. ARGV after, since, pending ('1'/'0'), limit (0 = none), maxBytes
-// (0 = none), now. Returns 3 strings per message: id, status, data. A page stops before the
-// message that would take its data over maxBytes, but holds at least one message.
+// (0 = none), now. Returns 3 strings per message: id, status, data. The message that takes the
+// page's data to maxBytes or beyond is the page's last.
 const backlogSrc = prelude + `
 local n, q, f = meta(KEYS[1])
 if n == nil then return {} end
@@ -190,13 +190,13 @@ while id <= n do
     local st = split(items[j])
     if not expired(st, now) and (cur > since or (pending and cur > q and st[3] ~= '1')) then
       local d = items[j+1]
-      if maxBytes > 0 and count > 0 and bytes + #d > maxBytes then return out end
       out[#out+1] = fmt(cur)
       out[#out+1] = items[j]
       out[#out+1] = d
       count = count + 1
       bytes = bytes + #d
       if limit > 0 and count >= limit then return out end
+      if maxBytes > 0 and bytes >= maxBytes then return out end
     end
   end
   id = id + chunk
