@@ -11,11 +11,13 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"pushlane/config"
 	"pushlane/module"
+	"pushlane/module/store/redis/redistest"
 )
 
 // publishRaw POSTs /pushNews with an API key and an Idempotency-Key ("" for none of either).
@@ -322,4 +324,68 @@ func TestIdempotencySurvivesRestart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStalledPublishReachesLiveConnectionsOnRetry: the redis store with the local broker (one
+// node on Redis). A publish answered 503 because Redis stalled is stored when Redis resumes; no
+// commit hook delivered it. The retry with the same Idempotency-Key replays it without storing
+// anything, and the connected subscriber gets the message then (not only at its next reconnect).
+func TestStalledPublishReachesLiveConnectionsOnRetry(t *testing.T) {
+	t.Parallel()
+	srv := redistest.StartServer(t)
+	// Redis stalls for 4 s right when the first attempt's append is sent (after its key was
+	// claimed), longer than the client's read timeout (3 s): a test double for the timing only,
+	// around the real store.
+	stall := &stallingStore{srv: srv}
+	e := newEnv(t, "redis", nil, privateRedis(srv, 300*time.Millisecond),
+		wrapStore(func(s module.Store) module.Store { stall.Store = s; return stall }))
+	warm := e.publish("stalled", "warm-up") // Redis has the append script, as a running node's has
+	c := e.dial("stalled", int64(warm))
+	e.waitConns("stalled", 1)
+
+	body := []byte(`{"userId":"stalled","data":"during the stall"}`)
+	stall.once.Store(true)
+	status, b, _ := e.publishRaw("", "stall-key", body)
+	if status != http.StatusServiceUnavailable {
+		t.Fatalf("publish while Redis is stopped: %d %s, want 503", status, b)
+	}
+	// The retry: 409 while the first attempt's claim lasts (its release could not reach Redis),
+	// then the replay of the first attempt, stored after all.
+	var res pubResponse
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		status, b, hdr := e.publishRaw("", "stall-key", body)
+		if status == http.StatusOK {
+			if hdr.Get("Idempotent-Replayed") != "true" || json.Unmarshal(b, &res) != nil || len(res.Results) != 1 {
+				t.Fatalf("retry: %d %s %v, want the replay of the first attempt", status, b, hdr)
+			}
+			break
+		}
+		if (status != http.StatusConflict && status != http.StatusServiceUnavailable) || time.Now().After(deadline) {
+			t.Fatalf("retry: %d %s", status, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	id, err := parseID(res.Results[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := c.readMessage(); f.id() != id || f.str("data") != "during the stall" {
+		t.Fatalf("the live connection got %s, want message %d", f.raw, id)
+	}
+}
+
+// stallingStore pauses its Redis for 4 s when the next AppendOnce is sent.
+type stallingStore struct {
+	module.Store
+	srv  *redistest.Server
+	once atomic.Bool
+}
+
+func (s *stallingStore) AppendOnce(ctx context.Context, key module.IdempotencyKey, drafts []module.Draft) ([]module.Message, *module.IdempotencyRecord, error) {
+	if s.once.CompareAndSwap(true, false) {
+		s.srv.Pause()
+		time.AfterFunc(4*time.Second, s.srv.Resume)
+	}
+	return s.Store.AppendOnce(ctx, key, drafts)
 }
