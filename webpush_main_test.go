@@ -61,7 +61,9 @@ func TestWebPushKeysCommand(t *testing.T) {
 	defer cancel()
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"--config", cfg}, func(k string) string { return vars[k] }, nil, &stdout, &stderr) }()
+	go func() {
+		done <- run(ctx, []string{"--config", cfg}, func(k string) string { return vars[k] }, nil, &stdout, &stderr)
+	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(stdout.String(), "listening on") {
 		select {
