@@ -14,7 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-//go:embed index.html console.css console.js pushlane.js
+//go:embed index.html console.css console.js pushlane.js pushlane-sw.js
 var files embed.FS
 
 // ContentSecurityPolicy is sent with the console: scripts and styles from this server only (no
@@ -40,6 +40,8 @@ type asset struct {
 //	GET /pushlane.js             the browser client (application/javascript)
 //	GET /console/console.js   the console's script
 //	GET /console/console.css  the console's style sheet
+//	GET /pushlane-sw.js       the Web Push service worker (at the root, so that it may control
+//	                          every page of the site)
 //
 // HEAD works on each. Responses carry an ETag and "Cache-Control: no-cache", so a browser
 // revalidates (304) and never runs a stale console after an upgrade.
@@ -52,6 +54,7 @@ func Register(r gin.IRoutes) {
 		{"/pushlane.js", load("pushlane.js", "application/javascript; charset=utf-8", false)},
 		{"/console/console.js", load("console.js", "application/javascript; charset=utf-8", false)},
 		{"/console/console.css", load("console.css", "text/css; charset=utf-8", false)},
+		{"/pushlane-sw.js", load("pushlane-sw.js", "application/javascript; charset=utf-8", false)},
 	}
 	for _, rt := range routes {
 		h := rt.a.serve
