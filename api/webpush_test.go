@@ -587,3 +587,27 @@ func (r *switchResolver) LookupNetIP(_ context.Context, _, host string) ([]netip
 	}
 	return []netip.Addr{r.addr}, nil
 }
+
+// TestWebPushStopHandsBackInFlightPushes (sqlite): a server stopped while a push request hangs
+// cancels it and hands the push back to the store as due now, so the next server sends it at
+// once, not after the claim's lease.
+func TestWebPushStopHandsBackInFlightPushes(t *testing.T) {
+	w := newWPWorld(t)
+	path := t.TempDir() + "/push.db"
+	onFile := func(c *config.Config) { c.Store.Path = path }
+	first := w.node(onFile)
+	first.mustRegister("alice", w.svc.Browser("b"))
+	w.svc.Answer("b", webpushtest.Answer{Hang: true})
+	id := first.publish("alice", `"in flight at shutdown"`, "")
+	w.clock.Advance(wpDelay)
+	w.svc.WaitPushes(t, 1, 20*time.Second)
+	first.close()
+
+	second := w.node(onFile) // the clock does not move: only a push due now can go out
+	pushes := w.svc.WaitPushes(t, 2, 20*time.Second)
+	second.waitNoDue()
+	checkPush(t, pushes[1])
+	if string(pushes[1].Plaintext) != second.frame("alice", id) || pushes[1].Status != http.StatusCreated {
+		t.Fatalf("after the restart: %s answered %d", pushes[1].Plaintext, pushes[1].Status)
+	}
+}
