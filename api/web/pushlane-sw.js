@@ -29,6 +29,7 @@ function notificationOf(payload) {
 
 /** targetOf is the page a click opens: url when it is on origin, else origin's "/". */
 function targetOf(url, origin) {
+  if (typeof url !== 'string' || url === '') return new URL('/', origin).href;
   try {
     const u = new URL(url, origin);
     if (u.origin === origin) return u.href;
