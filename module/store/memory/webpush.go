@@ -129,50 +129,42 @@ func (s *Store) ClaimDue(_ context.Context, now time.Time, limit int, lease time
 	return out, nil
 }
 
-// held returns d's record when its claim is still held; the caller holds mu.
-func (s *Store) held(d webpush.Due) (dueKey, bool) {
+// withClaim removes d's record and runs fn, under mu, if d's claim is still held; ErrClaimLost
+// (and nothing changed) otherwise.
+func (s *Store) withClaim(what string, d webpush.Due, fn func()) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed.Load() {
+		return fmt.Errorf("memory store %s: %w", what, module.ErrClosed)
+	}
 	k := dueKey{user: d.UserID, id: d.MsgID, sub: d.SubID}
-	r := s.push.due[k]
-	return k, r != nil && d.Claim != "" && r.claim == d.Claim
+	if r := s.push.due[k]; r == nil || d.Claim == "" || r.claim != d.Claim {
+		return webpush.ErrClaimLost
+	}
+	delete(s.push.due, k)
+	fn()
+	return nil
 }
 
 // ExpandDue implements webpush.Store.
 func (s *Store) ExpandDue(_ context.Context, d webpush.Due, now time.Time) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed.Load() {
-		return fmt.Errorf("memory store expand due: %w", module.ErrClosed)
-	}
-	k, ok := s.held(d)
-	if !ok {
-		return webpush.ErrClaimLost
-	}
-	delete(s.push.due, k)
-	for _, sub := range s.push.subs[d.UserID] {
-		sk := dueKey{user: d.UserID, id: d.MsgID, sub: sub.ID}
-		if _, exists := s.push.due[sk]; !exists {
-			s.push.due[sk] = &dueRecord{at: now}
+	return s.withClaim("expand due", d, func() {
+		for _, sub := range s.push.subs[d.UserID] {
+			sk := dueKey{user: d.UserID, id: d.MsgID, sub: sub.ID}
+			if _, exists := s.push.due[sk]; !exists {
+				s.push.due[sk] = &dueRecord{at: now}
+			}
 		}
-	}
-	return nil
+	})
 }
 
 // FinishDue implements webpush.Store.
 func (s *Store) FinishDue(_ context.Context, d webpush.Due, retries []webpush.Retry) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed.Load() {
-		return fmt.Errorf("memory store finish due: %w", module.ErrClosed)
-	}
-	k, ok := s.held(d)
-	if !ok {
-		return webpush.ErrClaimLost
-	}
-	delete(s.push.due, k)
-	for _, r := range retries {
-		s.push.due[dueKey{user: d.UserID, id: d.MsgID, sub: r.SubID}] = &dueRecord{at: r.At, attempt: r.Attempt}
-	}
-	return nil
+	return s.withClaim("finish due", d, func() {
+		for _, r := range retries {
+			s.push.due[dueKey{user: d.UserID, id: d.MsgID, sub: r.SubID}] = &dueRecord{at: r.At, attempt: r.Attempt}
+		}
+	})
 }
 
 // CountDue implements webpush.Store.

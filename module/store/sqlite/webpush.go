@@ -208,25 +208,24 @@ func takeClaimed(tx *sql.Tx, d webpush.Due) error {
 	return nil
 }
 
-// ExpandDue implements webpush.Store.
-func (s *Store) ExpandDue(ctx context.Context, d webpush.Due, now time.Time) error {
+// withClaim runs fn in the writer's next transaction after removing d's row, if d's claim is
+// still held; ErrClaimLost (and nothing changed) otherwise. A lost claim does not fail the
+// batch: the other ops in it commit.
+func (s *Store) withClaim(ctx context.Context, what string, d webpush.Due, fn func(tx *sql.Tx) error) error {
 	lost := false
 	err := s.inWriter(ctx, func(tx *sql.Tx) error {
 		lost = false
 		if err := takeClaimed(tx, d); err != nil {
-			// A lost claim is no failure of the batch: the other ops in it must commit.
 			lost = errors.Is(err, webpush.ErrClaimLost)
 			if lost {
 				return nil
 			}
 			return err
 		}
-		_, err := tx.Exec(`INSERT OR IGNORE INTO webpush_due (user_id, msg_id, sub_id, due_at)
-			SELECT user_id, ?, id, ? FROM webpush_subscriptions WHERE user_id = ?`, int64(d.MsgID), now.UnixMilli(), d.UserID)
-		return err
+		return fn(tx)
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite store expand due: %w", err)
+		return fmt.Errorf("sqlite store %s: %w", what, err)
 	}
 	if lost {
 		return webpush.ErrClaimLost
@@ -234,18 +233,18 @@ func (s *Store) ExpandDue(ctx context.Context, d webpush.Due, now time.Time) err
 	return nil
 }
 
+// ExpandDue implements webpush.Store.
+func (s *Store) ExpandDue(ctx context.Context, d webpush.Due, now time.Time) error {
+	return s.withClaim(ctx, "expand due", d, func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT OR IGNORE INTO webpush_due (user_id, msg_id, sub_id, due_at)
+			SELECT user_id, ?, id, ? FROM webpush_subscriptions WHERE user_id = ?`, int64(d.MsgID), now.UnixMilli(), d.UserID)
+		return err
+	})
+}
+
 // FinishDue implements webpush.Store.
 func (s *Store) FinishDue(ctx context.Context, d webpush.Due, retries []webpush.Retry) error {
-	lost := false
-	err := s.inWriter(ctx, func(tx *sql.Tx) error {
-		lost = false
-		if err := takeClaimed(tx, d); err != nil {
-			lost = errors.Is(err, webpush.ErrClaimLost)
-			if lost {
-				return nil
-			}
-			return err
-		}
+	return s.withClaim(ctx, "finish due", d, func(tx *sql.Tx) error {
 		for _, r := range retries {
 			if _, err := tx.Exec(`INSERT OR REPLACE INTO webpush_due (user_id, msg_id, sub_id, due_at, attempt) VALUES (?, ?, ?, ?, ?)`,
 				d.UserID, int64(d.MsgID), r.SubID, r.At.UnixMilli(), r.Attempt); err != nil {
@@ -254,13 +253,6 @@ func (s *Store) FinishDue(ctx context.Context, d webpush.Due, retries []webpush.
 		}
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("sqlite store finish due: %w", err)
-	}
-	if lost {
-		return webpush.ErrClaimLost
-	}
-	return nil
 }
 
 // CountDue implements webpush.Store.
