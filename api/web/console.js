@@ -137,7 +137,7 @@ import { PushClient, validUserId } from '../pushlane.js';
     return out;
   }
 
-  // ---------- API key (sessionStorage, shared by Publish and Clients) ----------
+  // ---------- API key (sessionStorage, shared by Publish, Clients and Delivery status) ----------
 
   const KEY_STORE = 'pushlane.apiKey';
   function apiKey() {
@@ -151,6 +151,7 @@ import { PushClient, validUserId } from '../pushlane.js';
       else sessionStorage.removeItem(KEY_STORE);
       for (const other of document.querySelectorAll('.api-key')) if (other !== input) other.value = input.value;
       updatePublishCurl();
+      if (input.id === 'status-key') watchStatus(true);
     });
   }
 

@@ -8,12 +8,15 @@
 // application would; every request of the browser goes through the test's TCP proxy.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   ready, env, sleep, until, startServer, stopServer, startProxy, launchBrowser, publish, broadcast,
-  getJSON, messageStatus,
+  getJSON, messageStatus, steps,
 } from './harness.mjs';
 
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const SERVER_ENV = { PUSH_STORE_PATH: path.join(env.PUSHLANE_TMP || '/tmp', 'client-test', 'push.db') };
 
 let server = null;
@@ -84,21 +87,7 @@ async function waitStatus(userId, id, want) {
   return until(`message ${id} of ${userId} ${want}`, async () => (await messageStatus(userId, id)) === want);
 }
 
-let failedStep = null;
-function step(name, fn) {
-  it(name, async (t) => {
-    if (failedStep) {
-      t.skip('an earlier step failed: ' + failedStep);
-      return;
-    }
-    try {
-      await fn(t);
-    } catch (err) {
-      failedStep = name;
-      throw err;
-    }
-  });
-}
+const step = steps(it);
 
 describe('pushlane.js in Chromium against the server', { skip: ready ? false : 'run ./run.sh (it builds pushlane and sets PUSHLANE_BIN)' }, () => {
   before(async () => {
@@ -312,6 +301,49 @@ describe('pushlane.js in Chromium against the server', { skip: ready ? false : '
       await closeClient('g');
     } finally {
       proxy.blockWebSockets(false);
+    }
+  });
+
+  step('the examples of docs/browser.md and the README run as written', async () => {
+    // Each example is a page of the server's origin (served by the proxy), pointed at the server,
+    // in a fresh browser context: its first request opens a new connection, which the proxy answers.
+    const user = 'alice'; // the examples' user
+    const docs = fs.readFileSync(path.join(ROOT, 'docs', 'browser.md'), 'utf8');
+    const example = docs.split('## Ten lines')[1].match(/```html\n([\s\S]*?)```/)[1];
+    assert.match(example, /push\.example\.com/);
+    const stub = '<script>window.shown = []; window.showNotification = async (d) => { window.shown.push(d); };</script>\n';
+    proxy.serve('/docs-example.html', stub + example.replaceAll('https://push.example.com', base));
+    const docsCtx = await browser.newContext();
+    try {
+      const p = await docsCtx.newPage();
+      p.on('pageerror', (err) => pageErrors.push('docs example: ' + err.message));
+      await p.goto(base + '/docs-example.html');
+      await until('the docs example connected', async () => (await getJSON('/clients/' + user)).status === 200);
+      const m = await publish(user, { title: 'from the docs example' });
+      await until('shown', () => p.evaluate(() => window.shown.length === 1));
+      assert.deepEqual(await p.evaluate(() => window.shown), [{ title: 'from the docs example' }]);
+      await waitStatus(user, m.id, 'acked');
+      assert.equal(JSON.parse(await p.evaluate(() => localStorage.getItem('pushlane:alice'))).since, m.id);
+    } finally {
+      await docsCtx.close();
+    }
+
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const snippet = readme.split('Ten lines for your own page')[1].match(/```html\n([\s\S]*?)```/)[1];
+    proxy.serve('/readme-example.html', snippet.replaceAll('http://localhost:8080', base));
+    const readmeCtx = await browser.newContext();
+    try {
+      const p = await readmeCtx.newPage();
+      const logged = [];
+      p.on('console', (msg) => logged.push(msg.text()));
+      p.on('pageerror', (err) => pageErrors.push('README example: ' + err.message));
+      await p.goto(base + '/readme-example.html');
+      await until('README example open', () => logged.includes('open'));
+      const r = await publish(user, { title: 'from the README' });
+      await until('README example logged the message', () => logged.some((l) => l.startsWith(r.id + ' ')));
+      await waitStatus(user, r.id, 'acked');
+    } finally {
+      await readmeCtx.close();
     }
   });
 

@@ -1,12 +1,8 @@
-// Browser test of the pushlane console (GET /) and pushlane.js against the real server binary, in
-// headless Chromium driven by playwright-core. Start it with ./run.sh, which builds the binary,
-// writes a temporary config and sets:
-//   PUSHLANE_BIN, PUSHLANE_CONFIG   the binary and its config (server.addr = PUSHLANE_ADDR)
-//   PUSHLANE_ADDR                127.0.0.1:PORT the server listens on
-//   PUSHLANE_PIDFILE             where the running server's pid is written, for run.sh's cleanup
+// Browser test of the pushlane console (GET /) against the real server binary, in headless
+// Chromium driven by playwright-core. Start it with ./run.sh, which builds the binary, writes a
+// temporary config and sets the variables harness.mjs lists, and:
 //   SCREENSHOT_DIR            where screenshots go
 //   DOCS_SCREENSHOT           optional: also save the console screenshot there (docs/console.png)
-//   CHROMIUM                  optional: the browser, default /usr/bin/chromium
 //
 // The page is loaded through a small TCP proxy owned by the test, so the test can cut the
 // browser off the server (new connections refused) while it publishes: that makes "a message
@@ -17,8 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  ready, env, sleep, until, startServer, stopServer, startProxy, launchBrowser, publish as publishTo, DIRECT,
-  messageStatus,
+  ready, env, sleep, startServer, stopServer, startProxy, launchBrowser, publish, messageStatus, steps,
 } from './harness.mjs';
 
 const SHOTS = env.SCREENSHOT_DIR || fs.mkdtempSync(path.join(os.tmpdir(), 'pushlane-shots-'));
@@ -35,7 +30,6 @@ const pageErrors = [];
 
 // ---------- helpers ----------
 
-const publish = publishTo;
 
 const item = (id) => page.locator(`#messages li[data-id="${id}"]`);
 const statusRow = (id) => page.locator(`#status-table tr[data-id="${id}"]`);
@@ -70,23 +64,7 @@ async function tab(name) {
 
 // ---------- the test ----------
 
-// The steps share one page and one server and build on each other, so after a failure the
-// rest are skipped at once rather than each waiting for its own timeout.
-let failedStep = null;
-function step(name, fn) {
-  it(name, async (t) => {
-    if (failedStep) {
-      t.skip('an earlier step failed: ' + failedStep);
-      return;
-    }
-    try {
-      await fn(t);
-    } catch (err) {
-      failedStep = name;
-      throw err;
-    }
-  });
-}
+const step = steps(it); // the steps share one page and one server (harness.mjs)
 
 describe('pushlane console in Chromium', { skip: ready ? false : 'run ./run.sh (it builds pushlane and sets PUSHLANE_BIN)' }, () => {
   before(async () => {

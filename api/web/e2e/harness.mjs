@@ -33,6 +33,29 @@ export async function until(what, pred, ms = 15000) {
   }
 }
 
+/**
+ * steps returns a step(name, fn) that defines it(name) for steps that share one page and one
+ * server and build on each other: after a failure the rest are skipped at once, rather than each
+ * waiting for its own timeout.
+ */
+export function steps(it) {
+  let failedStep = null;
+  return function step(name, fn) {
+    it(name, async (t) => {
+      if (failedStep) {
+        t.skip('an earlier step failed: ' + failedStep);
+        return;
+      }
+      try {
+        await fn(t);
+      } catch (err) {
+        failedStep = name;
+        throw err;
+      }
+    });
+  };
+}
+
 // ---------- server process ----------
 
 /**
@@ -80,7 +103,10 @@ export async function stopServer(s) {
  * startProxy forwards 127.0.0.1:<its port> to target. accept(false) makes it refuse new
  * connections (the browser sees a network error, as when the network is down); blockWebSockets
  * (true) makes it answer every WebSocket handshake with 403, as a proxy that does not let
- * WebSockets through, while plain HTTP (and so an event stream) passes.
+ * WebSockets through, while plain HTTP (and so an event stream) passes. serve(path, html) makes it
+ * answer GET path itself with a page (an application page on the server's origin; Playwright's
+ * route.fulfill would not do: Chromium then treats the page as public and blocks its WebSockets
+ * to 127.0.0.1 by its local network access checks).
  */
 export async function startProxy(target) {
   const host = target.slice(0, target.lastIndexOf(':'));
@@ -88,6 +114,7 @@ export async function startProxy(target) {
   const pairs = new Set();
   let accepting = true;
   let blockWS = false;
+  const pages = new Map();
   const srv = net.createServer((down) => {
     if (!accepting) {
       down.destroy();
@@ -98,6 +125,13 @@ export async function startProxy(target) {
       head = Buffer.concat([head, chunk]);
       if (head.indexOf('\r\n\r\n') < 0 && head.length < 16384) return; // the request head is not complete yet
       down.off('data', onData);
+      const line = head.toString('latin1').split('\r\n')[0].split(' ');
+      if (line[0] === 'GET' && pages.has(line[1])) {
+        const body = Buffer.from(pages.get(line[1]));
+        down.end('HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nCache-Control: no-store\r\n' +
+          'Content-Length: ' + body.length + '\r\nConnection: close\r\n\r\n' + body.toString('latin1'), 'latin1');
+        return;
+      }
       if (blockWS && /\r\nupgrade:\s*websocket/i.test(head.toString('latin1'))) {
         down.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
         return;
@@ -128,6 +162,9 @@ export async function startProxy(target) {
     },
     blockWebSockets(on) {
       blockWS = on;
+    },
+    serve(pagePath, html) {
+      pages.set(pagePath, html);
     },
     async close() {
       for (const p of pairs) {

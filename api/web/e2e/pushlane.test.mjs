@@ -543,3 +543,30 @@ test('a throwing state listener does not break the client or the other listeners
     delete globalThis.reportError;
   }
 });
+
+test('a token function that fails does not count as a WebSocket failure for the fallback', async () => {
+  let n = 0;
+  const { client, sockets, errors } = newClient({
+    minDelay: 1, maxDelay: 2,
+    token: async () => {
+      if (++n <= 2) throw new Error('token service down');
+      return 'tok';
+    },
+  });
+  await waitFor('socket after two token failures', () => sockets.length === 1);
+  assert.equal(sockets[0].kind, 'websocket', 'no socket was refused, so no reason to fall back');
+  assert.equal(errors.length, 2);
+  client.close();
+});
+
+test('a broadcast listener that throws is reported as an error with the frame', async () => {
+  const { client, errors, sockets } = newClient({}, { onMessage: () => { throw new Error('no'); } });
+  await waitFor('socket', () => sockets.length === 1);
+  sockets[0].open();
+  sockets[0].recv({ userId: 'alice', broadcast: true, data: 'all', createdAt: '2026-11-21T10:00:00Z' });
+  await waitFor('error', () => errors.length === 1);
+  assert.equal(errors[0].pushlaneMessage.broadcast, true);
+  assert.deepEqual(sockets[0].acks(), []);
+  assert.equal(client.lastId, null);
+  client.close();
+});

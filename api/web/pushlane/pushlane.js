@@ -67,7 +67,7 @@ const DEFAULTS = Object.freeze({
   pingInterval: 20000,
   pongTimeout: 10000,
   connectTimeout: 10000,
-  stopCodes: [4000, 1008],
+  stopCodes: Object.freeze([4000, 1008]),
   dedupe: 1000,
   storage: null,
   storageKey: '',
@@ -98,7 +98,7 @@ function asError(err) {
 
 /**
  * A Connection is one attempt to connect: its transport, its socket (a WebSocket or an
- * EventSource) and its timers. It belongs to the PushClient that made it until drop() discards
+ * EventSource) and its timers. It belongs to the PushClient that made it until _drop() discards
  * it; callbacks of a discarded connection find themselves no longer current and do nothing.
  */
 class Connection {
@@ -304,7 +304,7 @@ export class PushClient {
     return this.opts.EventSource || (typeof EventSource !== 'undefined' ? EventSource : null);
   }
 
-  /** attemptConnect enters 'connecting' with a new Connection and opens its socket. */
+  /** _attemptConnect enters 'connecting' with a new Connection and opens its socket. */
   async _attemptConnect() {
     this._stopRetrying();
     this._drop(1000, 'reconnecting');
@@ -393,12 +393,16 @@ export class PushClient {
     if (conn.transport === 'websocket') this._schedulePing(conn);
   }
 
-  /** connectionEnded: conn closed, failed or was given up; reconnect or stop. */
+  /** _connectionEnded: conn closed, failed or was given up; reconnect or stop. */
   _connectionEnded(conn, code, reason) {
     if (conn !== this._conn) return;
     this._drop(code, reason);
-    if (conn.transport === 'websocket' && !conn.opened) this._wsFailures++;
-    if (conn.transport === 'sse' && !conn.opened) this._wsFailures = 0;
+    // Only a socket that was made and never opened counts for the fallback (not a token function
+    // that failed before any socket existed).
+    if (conn.socket && !conn.opened) {
+      if (conn.transport === 'websocket') this._wsFailures++;
+      else this._wsFailures = 0;
+    }
     if (this.opts.stopCodes.indexOf(code) >= 0) {
       this._stop({ code, reason });
       return;
@@ -406,7 +410,7 @@ export class PushClient {
     this._scheduleRetry(code, reason);
   }
 
-  /** drop discards the current connection: its timers stop, its socket is closed. */
+  /** _drop discards the current connection: its timers stop, its socket is closed. */
   _drop(code, reason) {
     const conn = this._conn;
     if (!conn) return;
@@ -439,14 +443,14 @@ export class PushClient {
     this._retryTimer = undefined;
   }
 
-  /** stop enters 'closed': no connection, no retry, no 'online' listener. */
+  /** _stop enters 'closed': no connection, no retry, no 'online' listener. */
   _stop(info) {
     this._stopRetrying();
     this._listenOnline(false);
     this._enter('closed', info);
   }
 
-  /** listenOnline installs (or removes) the browser's 'online' listener, which retries at once. */
+  /** _listenOnline installs (or removes) the browser's 'online' listener, which retries at once. */
   _listenOnline(on) {
     if (on === this._listening || typeof addEventListener !== 'function') return;
     if (on) addEventListener('online', this._onOnline);
@@ -473,7 +477,7 @@ export class PushClient {
 
   // ---------- delivery ----------
 
-  /** receive parses a frame and queues it for the pump. */
+  /** _receive parses a frame and queues it for the pump. */
   _receive(conn, text) {
     let frame;
     try {
@@ -488,7 +492,7 @@ export class PushClient {
   }
 
   /**
-   * pump delivers the inbox one frame at a time, awaiting each. Frames of a connection that has
+   * _pump delivers the inbox one frame at a time, awaiting each. Frames of a connection that has
    * since ended are still delivered (they were received; dropping them would lose what a version
    * 1 stream already took out of the unread queue); the next connection resumed from lastId, which
    * is below each of them, so its copies are de-duplicated.
@@ -510,7 +514,8 @@ export class PushClient {
     if (m.type === 'hello') return this._hello(m);
     if (m.type !== undefined) return; // a control frame of a later protocol
     if (m.id === undefined || m.id === null) {
-      if (m.broadcast || 'data' in m) await this._runListeners(m); // broadcasts: no id, no ack
+      // A broadcast: no id, so nothing to acknowledge, remember or deliver again.
+      if (m.broadcast || 'data' in m) this._listenerFailed(m, await this._runListeners(m));
       return;
     }
     const id = String(m.id);
@@ -528,8 +533,7 @@ export class PushClient {
     if (err) {
       conn.failed = true;
       this._pin(id);
-      err.pushlaneMessage = m;
-      this._emit('error', err);
+      this._listenerFailed(m, err);
       return;
     }
     this._seen.add(id);
@@ -538,7 +542,7 @@ export class PushClient {
     this._advance(conn, id);
   }
 
-  /** runListeners calls every 'message' listener in turn, awaiting each; the first error, or null. */
+  /** _runListeners calls every 'message' listener in turn, awaiting each; the first error, or null. */
   async _runListeners(m) {
     let failure = null;
     for (const fn of Array.from(this._handlers.get('message') || [])) {
@@ -549,6 +553,17 @@ export class PushClient {
       }
     }
     return failure;
+  }
+
+  /** _listenerFailed emits err (if any) as 'error', with the frame its listener failed on. */
+  _listenerFailed(m, err) {
+    if (!err) return;
+    try {
+      err.pushlaneMessage = m;
+    } catch (e) {
+      // a frozen error object: emitted without the frame
+    }
+    this._emit('error', err);
   }
 
   async _hello(m) {
@@ -575,7 +590,7 @@ export class PushClient {
     }
   }
 
-  /** advance moves the cursor to id, unless a listener failed on this connection. */
+  /** _advance moves the cursor to id, unless a listener failed on this connection. */
   _advance(conn, id) {
     if (conn.failed) return;
     if (this.lastId !== null && BigInt(id) <= BigInt(this.lastId)) return;
@@ -583,7 +598,7 @@ export class PushClient {
     this._saveCursor();
   }
 
-  /** pin keeps the cursor below a message whose listener failed, so a resume asks for it again. */
+  /** _pin keeps the cursor below a message whose listener failed, so a resume asks for it again. */
   _pin(id) {
     const below = (BigInt(id) - 1n).toString();
     if (this.lastId === null || BigInt(this.lastId) > BigInt(below)) {
@@ -646,8 +661,8 @@ export class PushClient {
 export default PushClient;
 
 // ---------- Web Push ----------
-// PushClient.prototype.enableWebPush (API.md "Web Push to closed tabs") is defined here, after the
-// class, with serverURL() and resolveToken() above.
+// PushClient.prototype.enableWebPush (API.md "Web Push to closed tabs") goes here, after the
+// class: it needs only this.userId, serverURL() and resolveToken(), and no state of the connection.
 
 /** webPushBytes decodes base64url (a VAPID key) for PushManager.subscribe. */
 function webPushBytes(b64url) {
