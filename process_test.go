@@ -4,6 +4,7 @@ package main
 // SIGTERM drain, a restart on the same store). The binary is built once per test run.
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -456,4 +457,78 @@ func TestProcessSIGTERMKeepsPending(t *testing.T) {
 	startProcess(t, bin, cfgPath, addr)
 	conn := subscribe(t, addr, user, "")
 	expectMessages(t, conn, user, got)
+}
+
+// TestProcessSIGTERMEndsEventStreams: on SIGTERM an event stream gets `event: close` with code
+// 1001 and then ends, and the drain finishes cleanly: an event stream is an HTTP response that
+// never finishes by itself, so the server must end it as part of the drain rather than wait for
+// it (or cut it) while shutting the HTTP server down.
+func TestProcessSIGTERMEndsEventStreams(t *testing.T) {
+	t.Parallel()
+	bin := pushlaneBinary(t)
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	cfgPath, _ := testConfig(t, dir, addr)
+	p := startProcess(t, bin, cfgPath, addr)
+
+	req, err := http.NewRequest(http.MethodGet, p.base+"/getPushNews?userId=sse-drain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := (&http.Client{Transport: &http.Transport{}}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("event stream: status %d", resp.StatusCode)
+	}
+	lines := make(chan string, 64)
+	go func() {
+		defer close(lines)
+		r := bufio.NewReader(resp.Body)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			lines <- strings.TrimSuffix(line, "\n")
+		}
+	}()
+	waitFor(t, 10*time.Second, "the stream to be registered", func() bool {
+		res, err := p.client.Get(p.base + "/clients/sse-drain")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	})
+
+	p.signal(syscall.SIGTERM)
+	var got []string
+	timeout := time.After(20 * time.Second)
+	for done := false; !done; {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				done = true
+				break
+			}
+			if line != "" && !strings.HasPrefix(line, ":") {
+				got = append(got, line)
+			}
+		case <-timeout:
+			t.Fatalf("the stream did not end within 20s of SIGTERM; lines %q", got)
+		}
+	}
+	if want := []string{"event: close", `data: {"code":1001}`}; strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("the stream ended with %q, want %q", got, want)
+	}
+	if code := p.wait(20 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	if log := p.stderr.String(); !strings.Contains(log, "pushlane stopped cleanly") {
+		t.Fatalf("the drain did not finish cleanly; stderr:\n%s", log)
+	}
 }

@@ -128,11 +128,10 @@ func TestREADMECommands(t *testing.T) {
 	rewrite := strings.NewReplacer("localhost:8080", "127.0.0.1:"+port, "127.0.0.1:8080", "127.0.0.1:"+port)
 
 	type bgProc struct {
-		name   string
-		cmd    *exec.Cmd
-		out    *syncBuffer
-		done   chan struct{}
-		exited bool
+		name string
+		cmd  *exec.Cmd
+		out  *syncBuffer
+		done chan struct{}
 	}
 	var bgs []*bgProc
 	t.Cleanup(func() {

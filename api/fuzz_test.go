@@ -136,6 +136,7 @@ func jsonSame(a, b []byte) bool {
 var (
 	userIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:@-]{1,128}$`)
 	sincePattern  = regexp.MustCompile(`^(0|[1-9][0-9]{0,18})$`)
+	epochPattern  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 )
 
 // FuzzParseSubscribeQuery: ParseSubscribeQuery never panics; it accepts exactly the queries
@@ -146,7 +147,8 @@ func FuzzParseSubscribeQuery(f *testing.F) {
 		"userId=u1", "userId=u1&since=0", "userId=u1&since=42", "userId=u1&since=9223372036854775807",
 		"userId=u1&since=9223372036854775808", "userId=u1&since=", "userId=u1&since=01", "userId=u1&since=-1",
 		"userId=u1&since=%2B1", "userId=a%20b", "userId=u&userId=v", "since=1", "userId=u1&since=1&since=2",
-		"userId=u1&token=abc", "userId=%zz", "userId=u1;since=3", "",
+		"userId=u1&token=abc", "userId=%zz", "userId=u1;since=3", "", "userId=.", "userId=..",
+		"userId=u1&v=2", "userId=u1&v=3", "userId=u1&v=2&epoch=abc_-1", "userId=u1&v=2&epoch=a%2Bb", "userId=u1&epoch=x&epoch=y",
 	} {
 		f.Add(s)
 	}
@@ -156,8 +158,12 @@ func FuzzParseSubscribeQuery(f *testing.F) {
 
 		ids := values["userId"]
 		sinces, hasSince := values["since"]
-		want := len(ids) == 1 && userIDPattern.MatchString(ids[0]) &&
-			(!hasSince || (len(sinces) == 1 && canonicalSince(sinces[0])))
+		vs, hasV := values["v"]
+		epochs, hasEpoch := values["epoch"]
+		want := len(ids) == 1 && userIDPattern.MatchString(ids[0]) && ids[0] != "." && ids[0] != ".." &&
+			(!hasSince || (len(sinces) == 1 && canonicalSince(sinces[0]))) &&
+			(!hasV || (len(vs) == 1 && (vs[0] == "1" || vs[0] == "2"))) &&
+			(!hasEpoch || (len(epochs) == 1 && epochPattern.MatchString(epochs[0])))
 		if (problem == "") != want {
 			t.Fatalf("query %q (%v): accepted %v (%q), want accepted %v", raw, values, problem == "", problem, want)
 		}
@@ -174,6 +180,12 @@ func FuzzParseSubscribeQuery(f *testing.F) {
 			if s := strconv.FormatUint(*q.Since, 10); s != sinces[0] || *q.Since > math.MaxInt64 {
 				t.Fatalf("since %q parsed as %d", sinces[0], *q.Since)
 			}
+		}
+		if v2 := hasV && vs[0] == "2"; (q.Version == 2) != v2 || (q.Version != 1 && q.Version != 2) {
+			t.Fatalf("version %d from v=%q", q.Version, vs)
+		}
+		if wantEpoch := q.Version == 2 && hasEpoch; (q.Epoch != "") != wantEpoch || (wantEpoch && q.Epoch != epochs[0]) {
+			t.Fatalf("epoch %q from %q (version %d)", q.Epoch, epochs, q.Version)
 		}
 	})
 }

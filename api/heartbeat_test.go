@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -164,4 +165,10 @@ func TestClientFrameTooBig(t *testing.T) {
 	c.sendText(strings.Repeat("b", limit+1))
 	c.expectClose(websocket.CloseMessageTooBig)
 	e.waitConns("too-big", 0)
+	// Then the server closes the TCP connection (a client such as a browser waits for that).
+	nc := c.conn.NetConn()
+	_ = nc.SetReadDeadline(time.Now().Add(readTimeout))
+	if _, err := io.Copy(io.Discard, nc); err != nil {
+		t.Fatalf("after the 1009 close frame the server did not close the connection: %v", err)
+	}
 }

@@ -70,9 +70,6 @@ func WithRetries(attempts int, backoff Backoff) Option {
 // WithUserAgent sets the User-Agent header (default "pushlane-go-client").
 func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
 
-// withIdempotencyKeys replaces the key generator (tests).
-func withIdempotencyKeys(f func() string) Option { return func(c *Client) { c.newKey = f } }
-
 // New returns a client of the server at serverURL: "http(s)://host[:port][/prefix]", a
 // "ws(s)://" URL (same server), or a bare "host:port" (http).
 func New(serverURL string, opts ...Option) (*Client, error) {
@@ -138,13 +135,12 @@ func (c *Client) endpoint(path string, query url.Values) string {
 
 // request is one API call.
 type request struct {
-	method  string
-	path    string // escaped where it holds user input
-	query   url.Values
-	body    []byte
-	header  http.Header
-	retry   bool // send again after a network error, 503 or 409
-	wantRaw bool
+	method string
+	path   string // escaped where it holds user input
+	query  url.Values
+	body   []byte
+	header http.Header
+	retry  bool // send again after a network error, 503 or 409
 }
 
 // response is a 2xx answer.

@@ -82,10 +82,13 @@ func (c *Client) ReadEnded(peerCode int, closeSent bool) {
 	close(c.readerDone)
 	switch {
 	case closeSent:
+		// The adapter has sent the close frame and read what followed it: nothing is left to
+		// write or wait for.
 		c.mu.Lock()
 		c.closeSent = true
 		c.mu.Unlock()
 		c.closeWith(peerCode, "", false)
+		c.abort()
 	case peerCode == 0:
 		c.fail()
 	default:

@@ -46,9 +46,11 @@ type Head struct {
 	// never changed otherwise, the same on every node. 1-64 bytes of [A-Za-z0-9_-].
 	Epoch string
 	// LastID is the newest id ever assigned to the user in this epoch (0 when none), whether or
-	// not that message is still stored. Invariant: it is at least every id of the user already
-	// handed to OnCommit (or published live by the store) when Head is called; a message
-	// committed later gets a greater id. A since above it cannot come from this epoch.
+	// not that message is still stored. A store may report more for a user of whom nothing is
+	// stored (the redis store's floor, above every id it ever assigned), never less. Invariant:
+	// it is at least every id of the user already handed to OnCommit (or published live by the
+	// store) when Head is called; a message committed later gets a greater id. A since above it
+	// cannot come from this epoch.
 	LastID uint64
 }
 

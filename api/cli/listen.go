@@ -24,15 +24,16 @@ pause (up to about 30s), so nothing stored is missed or printed twice. Reconnect
 stderr. Ctrl-C stops it with status 0; --count N stops after N messages. It exits with status 1
 instead of retrying when the server removes the user (close 4000), the token expires (close
 1008) or the subscription is refused (400, 401, 403 and other 4xx, save 408 and 429).
---ack subscribes with protocol version 2 and acknowledges each message once it is printed, so
-a message leaves the user's unread queue only when this listener has written it out.
+It subscribes with protocol version 2 and acknowledges each message once it is printed, so a
+message leaves the user's unread queue only when this listener has written it out (--ack=false:
+version 1, where a message leaves the queue once the server wrote it to the connection).
 `
 
 const listenExamples = `  pushlane listen --user alice
   pushlane listen --user alice --pretty
   pushlane listen --user alice --since 41 --count 1 | jq -r .data.title
   pushlane listen --server https://push.example.com --token "$JWT" --user alice
-  pushlane listen --user alice --ack
+  pushlane listen --user alice --ack=false
 `
 
 func runListen(ctx context.Context, env *runEnv, args []string) int {
@@ -52,9 +53,7 @@ func runListen(ctx context.Context, env *runEnv, args []string) int {
 	fs.BoolVar(&pretty, "pretty", false, `print "#ID  CREATED-AT  DATA" instead of the raw JSON frame`)
 	fs.IntVar(&count, "count", 0, "exit 0 after `N` messages (0: run until interrupted)")
 	fs.DurationVar(&idle, "idle-timeout", time.Minute, "reconnect after a `DURATION` without any frame or ping from the server (default 1m; 0: never)")
-	// --ack is off by default until every server speaks protocol version 2 (API.md); on a
-	// version 1 server it changes nothing but the v=2 in the URL.
-	fs.BoolVar(&ack, "ack", false, "protocol version 2: acknowledge each message once printed (it then leaves the unread queue)")
+	fs.BoolVar(&ack, "ack", true, "protocol version 2: acknowledge each message once printed (it then leaves the unread queue); false: version 1")
 	pos, code, done := parse(env, fs, args, listenUsage, listenExamples)
 	if done {
 		return code

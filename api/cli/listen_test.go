@@ -314,13 +314,13 @@ func token(t *testing.T, secret, sub string, exp time.Time) string {
 	return s
 }
 
-// TestListenAck: with --ack the listener subscribes with v=2 and, once it has printed a message,
-// acknowledges it; on a server without protocol version 2 it still prints every message.
+// TestListenAck: by default the listener subscribes with v=2 and, once it has printed a message,
+// acknowledges it; --ack=false subscribes with version 1.
 func TestListenAck(t *testing.T) {
 	t.Parallel()
 	n := newNode(t, nodeOptions{})
 	id := n.publish("ack-user", `{"n":1}`)
-	r := n.run("listen", "--ack", "--user", "ack-user", "--count", "1")
+	r := n.run("listen", "--user", "ack-user", "--count", "1")
 	if r.code != 0 || frameIDs(t, strings.Split(strings.TrimSpace(r.stdout), "\n"))[0] != strconv.FormatUint(id, 10) {
 		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
@@ -336,4 +336,16 @@ func TestListenAck(t *testing.T) {
 		st, err := c.Status(t.Context(), "ack-user", strconv.FormatUint(id, 10))
 		return err == nil && st.Status == client.StatusAcked
 	})
+
+	// --ack=false: version 1, no acknowledgement.
+	id1 := n.publish("v1-user", `{"n":2}`)
+	if r := n.run("listen", "--ack=false", "--user", "v1-user", "--count", "1"); r.code != 0 {
+		t.Fatalf("--ack=false: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if qs := n.subscribeQueries(); qs[len(qs)-1] != "userId=v1-user" {
+		t.Fatalf("subscribe queries %q, want the last one without v=2", qs)
+	}
+	if st, err := c.Status(t.Context(), "v1-user", strconv.FormatUint(id1, 10)); err != nil || st.Status == client.StatusAcked {
+		t.Fatalf("status of a message printed by a version 1 listener: %+v, %v; want not acked", st, err)
+	}
 }

@@ -145,10 +145,7 @@ func New(cfg config.Config, log *slog.Logger, options ...Option) (*Node, error) 
 // Close drains the connections within ctx, then closes the demos, the broker and the store. It
 // returns the hub's error when the drain did not finish in time (connections were cut off).
 func (a *Node) Close(ctx context.Context) error {
-	drainErr := a.hub.Shutdown(ctx)
-	if drainErr != nil {
-		a.log.Warn("connections did not drain", "err", drainErr)
-	}
+	drainErr := a.Drain(ctx)
 	a.hub.Close()
 	a.handlers.Close()
 	if a.push != nil {
@@ -162,6 +159,18 @@ func (a *Node) Close(ctx context.Context) error {
 	}
 	a.closeRedis()
 	return drainErr
+}
+
+// Drain refuses new subscriber connections and closes every open one (WebSocket and event
+// stream) with 1001 once its queue is written, waiting until ctx ends; then stragglers are cut.
+// Close drains too; calling Drain first (beside http.Server.Shutdown) is what lets event streams,
+// which are HTTP requests, end before the HTTP server gives up on them. Idempotent.
+func (a *Node) Drain(ctx context.Context) error {
+	err := a.hub.Shutdown(ctx)
+	if err != nil {
+		a.log.Warn("connections did not drain", "err", err)
+	}
+	return err
 }
 
 func (a *Node) closeRedis() {

@@ -81,8 +81,12 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
 	defer cancel()
 	a.handlers.SetDraining()
-	// In-flight HTTP requests get half the budget, so one slow request cannot leave the
-	// WebSocket drain (queued frames, then 1001) no time at all.
+	// The subscriber connections drain (queued frames, then 1001) while the HTTP server stops:
+	// an event stream is a request that never finishes by itself, so srv.Shutdown would wait
+	// for it until the drain ends it. In-flight HTTP requests get half the budget, so one slow
+	// request cannot leave the connections' drain no time at all.
+	drained := make(chan error, 1)
+	go func() { drained <- a.Drain(drainCtx) }()
 	httpCtx, cancelHTTP := context.WithTimeout(drainCtx, cfg.Server.ShutdownTimeout/2)
 	clean := true
 	if err := srv.Shutdown(httpCtx); err != nil {
@@ -91,6 +95,9 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		clean = false
 	}
 	cancelHTTP()
+	if err := <-drained; err != nil {
+		clean = false
+	}
 	if err := a.Close(drainCtx); err != nil {
 		clean = false
 	}

@@ -36,6 +36,8 @@ CREATE TABLE IF NOT EXISTS store_info (
 );
 -- A user's newest id once its message is gone (purged or expired), so Head never goes down. Only
 -- deletions write it; appends do not (Head takes the greater of this and the user's newest row).
+-- A row is kept for the life of the file: about the user id plus 10 bytes, once per user whose
+-- newest message was ever deleted.
 CREATE TABLE IF NOT EXISTS user_heads (
 	user_id TEXT PRIMARY KEY,
 	last_id INTEGER NOT NULL
