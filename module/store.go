@@ -192,6 +192,14 @@ type StoreOptions struct {
 	OnCommit      CommitHook    // receives committed messages in commit order; may be nil
 	Metrics       *Metrics      // may be nil
 	SweepInterval time.Duration // how often expired messages are removed; 0 = 1s
+	// WebPush, when set, makes Append record a due Web Push, in the same atomic step, for each
+	// message whose user has a push subscription (module/webpush); nil: Web Push is off.
+	WebPush *PushSchedule
+}
+
+// PushSchedule says when a stored message becomes due for Web Push.
+type PushSchedule struct {
+	Delay time.Duration // webpush.delay: after the message was accepted
 }
 
 // Fill replaces zero values with defaults.

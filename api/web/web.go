@@ -17,7 +17,7 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-//go:embed index.html console.css console.js pushlane/pushlane.js
+//go:embed index.html console.css console.js console-webpush.js pushlane/pushlane.js pushlane-sw.js
 var files embed.FS
 
 // ContentSecurityPolicy is sent with the console: scripts and styles from this server only (no
@@ -44,6 +44,9 @@ type asset struct {
 //	GET /pushlane.js          the browser client, an ES module (application/javascript)
 //	GET /console/console.js   the console's script
 //	GET /console/console.css  the console's style sheet
+//	GET /console/webpush.js   the console's Web Push card
+//	GET /pushlane-sw.js       the Web Push service worker (at the root, so that it may control
+//	                          every page of the site)
 //
 // HEAD works on each. Responses carry an ETag and "Cache-Control: no-cache", so a browser
 // revalidates (304) and never runs a stale console after an upgrade. pushlane.js carries
@@ -58,6 +61,8 @@ func Register(r gin.IRoutes) {
 		{"/pushlane.js", loadPublic("pushlane/pushlane.js", "application/javascript; charset=utf-8")},
 		{"/console/console.js", load("console.js", "application/javascript; charset=utf-8", false)},
 		{"/console/console.css", load("console.css", "text/css; charset=utf-8", false)},
+		{"/console/webpush.js", load("console-webpush.js", "application/javascript; charset=utf-8", false)},
+		{"/pushlane-sw.js", load("pushlane-sw.js", "application/javascript; charset=utf-8", false)},
 	}
 	for _, rt := range routes {
 		h := rt.a.serve

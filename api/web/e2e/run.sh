@@ -79,7 +79,7 @@ fi
 
 tests=("$@")
 if [ ${#tests[@]} -eq 0 ]; then
-  tests=(pushlane.test.mjs package.test.mjs client.test.mjs console.test.mjs)
+  tests=(pushlane.test.mjs package.test.mjs client.test.mjs console.test.mjs webpush.test.mjs)
 fi
 echo "pushlane on $PUSHLANE_ADDR, screenshots in $SCREENSHOT_DIR"
 node --test --test-concurrency=1 "${tests[@]}"

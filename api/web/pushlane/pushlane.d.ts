@@ -162,3 +162,40 @@ export declare class PushClient<T = JSONValue> {
 export declare function validUserId(userId: string): boolean;
 
 export default PushClient;
+
+// ---------- Web Push (API.md "Web Push to closed tabs") ----------
+
+/** One subscription as GET /webpush/subscriptions lists it. */
+export interface WebPushSubscriptionInfo {
+  id: string;
+  /** the push service's origin (scheme://host[:port]) */
+  origin: string;
+  createdAt: string;
+}
+
+export interface EnableWebPushOptions {
+  /** the service worker script, on the page's origin; default the server's /pushlane-sw.js */
+  serviceWorker?: string;
+  /** its scope; default the server's root */
+  scope?: string;
+  /** a registration to subscribe with instead of registering serviceWorker */
+  registration?: ServiceWorkerRegistration;
+}
+
+export interface EnabledWebPush {
+  id: string;
+  /** false when the same endpoint was registered before (the same id) */
+  created: boolean;
+  subscription: PushSubscription;
+}
+
+export declare interface PushClient<T = JSONValue> {
+  /** Asks permission (from a click), subscribes with the server's VAPID key, registers it. */
+  enableWebPush(options?: EnableWebPushOptions): Promise<EnabledWebPush>;
+  /** The user's subscriptions, oldest first. */
+  webPushSubscriptions(): Promise<WebPushSubscriptionInfo[]>;
+  /** Removes one subscription of the user. */
+  deleteWebPushSubscription(id: string): Promise<void>;
+  /** Calls a /webpush route for this user; throws an Error with the server's reason (err.status). */
+  webPushRequest(method: string, path: string, body?: string): Promise<{ status: number; body: unknown }>;
+}

@@ -663,3 +663,117 @@ export default PushClient;
 // ---------- Web Push ----------
 // PushClient.prototype.enableWebPush (API.md "Web Push to closed tabs") goes here, after the
 // class: it needs only this.userId, serverURL() and resolveToken(), and no state of the connection.
+
+/** webPushBytes decodes base64url (a VAPID key) for PushManager.subscribe. */
+function webPushBytes(b64url) {
+  const b64 = b64url.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (b64url.length % 4)) % 4);
+  const raw = atob(b64);
+  const out = new Uint8Array(raw.length);
+  for (let i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
+  return out;
+}
+
+/** webPushSameKey reports whether an existing subscription was made with this VAPID key. */
+function webPushSameKey(buffer, key) {
+  if (!buffer) return false;
+  const a = new Uint8Array(buffer);
+  if (a.length !== key.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== key[i]) return false;
+  return true;
+}
+
+/** webPushActive resolves once registration has an active worker (PushManager needs one). */
+function webPushActive(registration) {
+  if (registration.active) return Promise.resolve(registration);
+  const worker = registration.installing || registration.waiting;
+  return new Promise((resolve, reject) => {
+    if (!worker) return reject(new Error('PushClient.enableWebPush: the service worker did not install'));
+    worker.addEventListener('statechange', () => {
+      if (worker.state === 'activated') resolve(registration);
+      else if (worker.state === 'redundant') reject(new Error('PushClient.enableWebPush: the service worker failed to activate'));
+    });
+  });
+}
+
+/**
+ * webPushRequest calls a /webpush route of the server for this client's user (userId and token
+ * in the query, as API.md says) and returns {status, body}; a refusal throws an Error with the
+ * server's reason and err.status.
+ */
+PushClient.prototype.webPushRequest = async function webPushRequest(method, path, body) {
+  const u = this.serverURL(path);
+  u.searchParams.set('userId', this.userId);
+  const token = await this.resolveToken();
+  if (token) u.searchParams.set('token', token);
+  const init = { method, headers: {} };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = body;
+  }
+  const res = await fetch(u.toString(), init);
+  const text = await res.text();
+  let parsed = null;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch (e) {
+    parsed = null;
+  }
+  if (!res.ok) {
+    const err = new Error((parsed && parsed.error) || method + ' ' + path + ': HTTP ' + res.status);
+    err.status = res.status;
+    throw err;
+  }
+  return { status: res.status, body: parsed };
+};
+
+/**
+ * enableWebPush turns on notifications for this client's user in this browser, also when no tab
+ * is open: it asks the user's permission (call it from a click: browsers refuse the prompt
+ * otherwise), registers the service worker (options.serviceWorker, default the server's
+ * /pushlane-sw.js, which must be on the page's origin; options.scope, default the server's
+ * root), subscribes with the server's VAPID key (GET /webpush/vapidPublicKey; a subscription
+ * made with another key is replaced) and registers the subscription
+ * (POST /webpush/subscriptions). Resolves to {id, created, subscription}; rejects when the
+ * browser has no Web Push, the user said no (err.permission), or the server refused (err.status).
+ */
+PushClient.prototype.enableWebPush = async function enableWebPush(options) {
+  const opts = Object.assign({}, options || {});
+  if (typeof navigator === 'undefined' || !navigator.serviceWorker || typeof PushManager === 'undefined' || typeof Notification === 'undefined') {
+    throw new Error('PushClient.enableWebPush: this browser has no Web Push (service workers, PushManager and notifications are needed; a secure origin too)');
+  }
+  const permission = Notification.permission === 'granted' ? 'granted' : await Notification.requestPermission();
+  if (permission !== 'granted') {
+    const err = new Error('PushClient.enableWebPush: notifications are not allowed (' + permission + ')');
+    err.permission = permission;
+    throw err;
+  }
+  const keyRes = await this.webPushRequest('GET', '/webpush/vapidPublicKey');
+  const key = webPushBytes(keyRes.body.publicKey);
+  let registration = opts.registration;
+  if (!registration) {
+    const script = opts.serviceWorker || this.serverURL('/pushlane-sw.js').toString();
+    registration = await navigator.serviceWorker.register(script, { scope: opts.scope || this.serverURL('/').toString() });
+  }
+  await webPushActive(registration);
+  let subscription = await registration.pushManager.getSubscription();
+  if (subscription && !webPushSameKey(subscription.options && subscription.options.applicationServerKey, key)) {
+    await subscription.unsubscribe(); // made for another server key: the server could not push to it
+    subscription = null;
+  }
+  if (!subscription) {
+    subscription = await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+  }
+  const res = await this.webPushRequest('POST', '/webpush/subscriptions', JSON.stringify(subscription.toJSON()));
+  return { id: res.body.id, created: res.status === 201, subscription };
+};
+
+/** webPushSubscriptions lists the user's subscriptions: [{id, origin, createdAt}], oldest first. */
+PushClient.prototype.webPushSubscriptions = async function webPushSubscriptions() {
+  const res = await this.webPushRequest('GET', '/webpush/subscriptions');
+  return res.body.subscriptions;
+};
+
+/** deleteWebPushSubscription removes one subscription of the user by id (404: err.status). */
+PushClient.prototype.deleteWebPushSubscription = async function deleteWebPushSubscription(id) {
+  await this.webPushRequest('DELETE', '/webpush/subscriptions/' + encodeURIComponent(id));
+};

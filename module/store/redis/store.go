@@ -77,6 +77,7 @@ type Store struct {
 	lease   time.Duration
 	log     *slog.Logger
 	scripts scripts
+	push    pushScripts // Web Push (webpush.go)
 	now     func() time.Time
 
 	ops        chan *op
@@ -128,6 +129,7 @@ func New(rdb *goredis.Client, opts module.StoreOptions, o Options) (*Store, erro
 		lease:      o.ClaimLease,
 		log:        o.Log,
 		scripts:    newScripts(),
+		push:       newPushScripts(),
 		now:        time.Now,
 		ops:        make(chan *op, 4096),
 		wake:       make(chan struct{}, 1),
