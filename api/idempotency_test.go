@@ -95,7 +95,6 @@ func (e *env) expectNext(c *client, user string) uint64 {
 func TestIdempotentPublish(t *testing.T) {
 	forEachStatusStore(t, func(t *testing.T, driver string) {
 		e := newEnv(t, driver, nil)
-		skipUnlessStoreHasStatuses(t, e)
 		const u = "idem-user"
 		sub := e.dial(u, -1)
 		e.waitConns(u, 1)
@@ -205,7 +204,6 @@ func TestIdempotencyConflictWhileInProgress(t *testing.T) {
 	forEachStatusStore(t, func(t *testing.T, driver string) {
 		bs := &blockingStore{entered: make(chan struct{}, 1), release: make(chan struct{})}
 		e := newEnv(t, driver, nil, wrapStore(func(s module.Store) module.Store { bs.Store = s; return bs }))
-		skipUnlessStoreHasStatuses(t, e)
 		body := []byte(`{"userId":"busy","data":1}`)
 		type answer struct {
 			status int
@@ -240,7 +238,6 @@ func TestIdempotencyFailedFirstAttemptRecordsNothing(t *testing.T) {
 	forEachStatusStore(t, func(t *testing.T, driver string) {
 		bs := &blockingStore{}
 		e := newEnv(t, driver, nil, wrapStore(func(s module.Store) module.Store { bs.Store = s; return bs }))
-		skipUnlessStoreHasStatuses(t, e)
 		if status, b, _ := e.publishRaw("", "k-400", []byte(`{"userId":"retry","data":1,"TTL":"1h"}`)); status != http.StatusBadRequest {
 			t.Fatalf("bad body: %d %s", status, b)
 		}
@@ -273,7 +270,6 @@ func TestIdempotencyFailedFirstAttemptRecordsNothing(t *testing.T) {
 func TestIdempotencyScopedPerAPIKey(t *testing.T) {
 	forEachStatusStore(t, func(t *testing.T, driver string) {
 		e := newEnv(t, driver, func(c *config.Config) { c.Auth.APIKeys = []string{"team-a", "team-b"} })
-		skipUnlessStoreHasStatuses(t, e)
 		body := []byte(`{"userId":"scoped","data":1}`)
 		a, err := e.publishWith("team-a", "shared-key", body)
 		if err != nil {
@@ -297,7 +293,6 @@ func TestIdempotencySurvivesRestart(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			t.Parallel()
 			first := newEnv(t, driver, nil)
-			skipUnlessStoreHasStatuses(t, first)
 			body := []byte(`{"userId":"durable","data":{"k":"v"}}`)
 			status, want, _ := first.publishRaw("", "survives", body)
 			if status != http.StatusOK {

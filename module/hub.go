@@ -301,7 +301,7 @@ func (h *Hub) Connect(t *Ticket, tr Transport) *Client {
 	h.mu.RUnlock()
 	if shutdown {
 		// Shutdown may have taken its snapshot of clients before this one was attached.
-		c.closeWith(CloseGoingAway, "server shutting down", false)
+		c.closeWith(CloseGoingAway, "server shutting down", true) // drained, as Shutdown does
 	}
 	if startWriter {
 		h.clientGoroutines.Add(1)
