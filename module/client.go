@@ -85,7 +85,8 @@ type Client struct {
 	lastSeen atomic.Int64 // unix nanos of the last sign of life from the peer
 	sent     atomic.Int64 // data and broadcast frames written
 
-	nextPing int64 // heartbeat goroutine only
+	nextPing int64     // heartbeat goroutine only
+	acks     ackBudget // the adapter's reader only
 
 	mu          sync.Mutex
 	state       clientState
