@@ -5,6 +5,7 @@ import (
 	"errors"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -404,5 +405,51 @@ func TestHealthOutOfMemory(t *testing.T) {
 	}
 	if err := s.Health(ctx); err != nil {
 		t.Fatalf("Health after memory was freed = %v", err)
+	}
+}
+
+// TestConcurrentHealthChecksShareOneProbe: /healthz needs no key, so a flood of it must not make
+// one Redis write per request: concurrent checks share the probe in flight.
+func TestConcurrentHealthChecksShareOneProbe(t *testing.T) {
+	srv := redistest.StartServer(t)
+	rdb := srv.Client()
+	defer rdb.Close()
+	s := openT(t, rdb, "p:", module.StoreOptions{}, false)
+	ctx := testCtx(t)
+	if err := s.Health(ctx); err != nil { // scripts loaded, as on a running node
+		t.Fatal(err)
+	}
+	evals := func() int {
+		info, err := rdb.Info(ctx, "commandstats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(info, "\n") {
+			if rest, ok := strings.CutPrefix(line, "cmdstat_evalsha:calls="); ok {
+				n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+				return n
+			}
+		}
+		return 0
+	}
+	before := evals()
+	srv.Pause() // the probe in flight stalls, and every check arrives while it is in flight
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			defer cancel()
+			_ = s.Health(c)
+		}()
+	}
+	wg.Wait()
+	srv.Resume()
+	if err := s.Health(ctx); err != nil { // waits for the shared probe, then sends a fresh one
+		t.Logf("health after the stall: %v", err)
+	}
+	if n := evals() - before; n > 3 {
+		t.Fatalf("100 concurrent health checks ran %d write probes, want them to share one", n)
 	}
 }

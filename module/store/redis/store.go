@@ -97,6 +97,9 @@ type Store struct {
 	commitErr error
 	failBytes int
 
+	probeMu sync.Mutex
+	probe   *healthProbe // the write probe in flight, shared by concurrent Health calls
+
 	claimsMu sync.Mutex
 	claims   map[string]string // idempotency claim key -> our token
 }
