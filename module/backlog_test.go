@@ -3,9 +3,12 @@ package module_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"pushlane/module"
 )
@@ -28,5 +31,27 @@ func TestBacklogPageCutByBytesIsNotTheEnd(t *testing.T) {
 		if _, _, err := conn.ReadMessage(); err != nil {
 			t.Fatalf("message %d of %d: %v", i+1, len(sizes), err)
 		}
+	}
+}
+
+// TestBacklogReadFailureCloses1013: when the store fails while a connection's backlog is being
+// read, the connection is closed with 1013 (try again later) and nothing else is written to it:
+// a live message after a backlog that could not be sent would hide the gap from a client that
+// resumes with the greatest id it saw.
+func TestBacklogReadFailureCloses1013(t *testing.T) {
+	var hh *handshakeHub
+	hh = newHandshakeHub(t, func(*module.Hub, string) {
+		// The connection is registered and owes the stored message; the store goes away before
+		// its writer reads it.
+		_ = hh.store.Close()
+	})
+	if _, err := hh.store.Append(context.Background(), []module.Draft{{UserID: "gone", Data: json.RawMessage(`1`), TTL: time.Hour}}); err != nil {
+		t.Fatal(err)
+	}
+	conn := hh.dial(t, "gone")
+	_, b, err := conn.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != module.CloseTryAgainLater {
+		t.Fatalf("got %s, %v; want close 1013 and no message", b, err)
 	}
 }
