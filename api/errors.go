@@ -44,6 +44,8 @@ var (
 	errInternal         = &publicError{http.StatusInternalServerError, "internal error"}
 	errUnavailable      = &publicError{http.StatusServiceUnavailable, "service unavailable: try again (a publish with the same Idempotency-Key is stored once)"}
 	errShuttingDown     = &publicError{http.StatusServiceUnavailable, "server is shutting down"}
+	errWebPushOff       = &publicError{http.StatusNotFound, "Web Push is off (webpush.enabled)"}
+	errNoSubscription   = &publicError{http.StatusNotFound, "user has no such push subscription"}
 )
 
 // publicErrors lists every predeclared public error, for the documentation test.
@@ -51,7 +53,7 @@ var publicErrors = []*publicError{
 	errNoRoute, errNoMethod, errMissingAPIKey, errBadAPIKey, errCrossSite, errHostNotAllowed,
 	errBodyTooLarge413, errUserUnknown, errUserNotOnline, errMessageNotFound,
 	errBadIdempotency, errIdemInProgress, errIdemMismatch, errRateLimited, errTooManyConns,
-	errTooManyUserConns, errInternal, errUnavailable, errShuttingDown,
+	errTooManyUserConns, errInternal, errUnavailable, errShuttingDown, errWebPushOff, errNoSubscription,
 }
 
 // errorBody is the one shape of every error response: {"error": "<reason>"}.

@@ -16,6 +16,7 @@ import (
 	"pushlane/api/transport"
 	"pushlane/config"
 	"pushlane/module"
+	"pushlane/module/webpush"
 )
 
 // Deps is what the router needs, built once in main.
@@ -24,6 +25,7 @@ type Deps struct {
 	Config   config.Config
 	Log      *slog.Logger
 	Registry *prometheus.Registry // served on /metrics and given the HTTP instruments
+	WebPush  *webpush.WebPush     // nil when webpush.enabled is false: the /webpush routes answer 404
 }
 
 // Handlers serves every route. Safe for concurrent use.
@@ -42,6 +44,7 @@ type Handlers struct {
 	metrics   *httpMetrics
 	registry  *prometheus.Registry
 	demos     *demo.Demos
+	push      *webpush.WebPush // nil: Web Push is off
 	draining  atomic.Bool
 	health    healthLog
 }
@@ -61,6 +64,7 @@ func NewHandlers(d Deps) *Handlers {
 		limiter:  NewRateLimiter(d.Config.Limits.PublishRate, d.Config.Limits.PublishBurst),
 		metrics:  newHTTPMetrics(d.Registry),
 		registry: d.Registry,
+		push:     d.WebPush,
 	}
 	h.upgrader = websocket.Upgrader{
 		// 256 bytes: clients send little (pongs, app pings); a small read buffer is most of the

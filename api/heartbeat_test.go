@@ -172,3 +172,29 @@ func TestClientFrameTooBig(t *testing.T) {
 		t.Fatalf("after the 1009 close frame the server did not close the connection: %v", err)
 	}
 }
+
+// TestReadingClientSurvivesLongBacklog: a client that reads a long backlog steadily, but slowly
+// enough that writing it takes longer than pongWait, is pinged between backlog pages (pings are
+// not queued behind the messages) and so is not dropped for silence. Small socket buffers make
+// the writer go at the reader's pace, as a slow network would.
+func TestReadingClientSurvivesLongBacklog(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "memory", func(c *config.Config) {
+		c.WebSocket.PingInterval = 100 * time.Millisecond
+		c.WebSocket.PongWait = 2 * time.Second
+	}, smallSendBuffers)
+	const stored = 50
+	data := strings.Repeat("x", 60<<10)
+	for range stored {
+		e.publish("slow-reader", data)
+	}
+	c := e.dialWith(subQuery("slow-reader", 0), "slow-reader", smallReadBufferDialer())
+	start := time.Now()
+	for i := range stored {
+		// gorilla's client answers pings from inside ReadMessage.
+		if _, err := readFrameE(c.conn, readTimeout); err != nil {
+			t.Fatalf("after %d of %d messages (%v): %v", i, stored, time.Since(start).Round(time.Millisecond), err)
+		}
+		time.Sleep(100 * time.Millisecond) // a slow reader: the backlog takes over twice pongWait
+	}
+}

@@ -66,17 +66,23 @@ func newEnv(t testing.TB, driver string, tune func(*config.Config), opts ...envO
 	cfg := config.Default()
 	cfg.Store.Driver = driver
 	cfg.Store.Path = filepath.Join(t.TempDir(), "push.db")
-	var rdb *goredis.Client
-	if driver == "redis" {
-		rdb = redistest.Client(t)
-		cfg.Redis.KeyPrefix = redistest.Prefix(t, rdb)
-	}
-	if tune != nil {
-		tune(&cfg)
-	}
 	var setup envSetup
 	for _, o := range opts {
 		o(&setup)
+	}
+	var rdb *goredis.Client
+	if driver == "redis" {
+		if setup.redis != nil {
+			rdb = setup.redis.Client()
+			t.Cleanup(func() { _ = rdb.Close() })
+			cfg.Redis.KeyPrefix = "p:"
+		} else {
+			rdb = redistest.Client(t)
+			cfg.Redis.KeyPrefix = redistest.Prefix(t, rdb)
+		}
+	}
+	if tune != nil {
+		tune(&cfg)
 	}
 	reg := prometheus.NewRegistry()
 	metrics := module.NewMetrics(reg)
@@ -101,7 +107,11 @@ func newEnv(t testing.TB, driver string, tune func(*config.Config), opts ...envO
 		}
 		e.store = s
 	case "redis":
-		s, err := redisstore.New(rdb, storeOpts, redisstore.Options{KeyPrefix: cfg.Redis.KeyPrefix, Log: log})
+		ro := redisstore.Options{KeyPrefix: cfg.Redis.KeyPrefix, Log: log, OpTimeout: setup.opTimeout}
+		if setup.redis != nil {
+			ro.ClaimLease = 2 * time.Second
+		}
+		s, err := redisstore.New(rdb, storeOpts, ro)
 		if err != nil {
 			t.Fatalf("open redis store: %v", err)
 		}
@@ -166,6 +176,15 @@ type envOption func(*envSetup)
 type envSetup struct {
 	servers   []func(*httptest.Server)        // change the test server before it starts
 	wrapStore func(module.Store) module.Store // a test double around the real store
+	redis     *redistest.Server               // the redis driver uses this private server
+	opTimeout time.Duration                   // the redis store's OpTimeout (0: its default)
+}
+
+// privateRedis makes the redis driver use srv (a private redis-server the test may pause) with
+// the given operation timeout, and Idempotency-Key claims that a holder that lost Redis holds
+// for 2 s only.
+func privateRedis(srv *redistest.Server, opTimeout time.Duration) envOption {
+	return func(s *envSetup) { s.redis, s.opTimeout = srv, opTimeout }
 }
 
 // wrapStore puts wrap around the node's real store (a test double for timing only).

@@ -11,11 +11,13 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"pushlane/config"
 	"pushlane/module"
+	"pushlane/module/store/redis/redistest"
 )
 
 // publishRaw POSTs /pushNews with an API key and an Idempotency-Key ("" for none of either).
@@ -93,7 +95,6 @@ func (e *env) expectNext(c *client, user string) uint64 {
 func TestIdempotentPublish(t *testing.T) {
 	forEachStatusStore(t, func(t *testing.T, driver string) {
 		e := newEnv(t, driver, nil)
-		skipUnlessStoreHasStatuses(t, e)
 		const u = "idem-user"
 		sub := e.dial(u, -1)
 		e.waitConns(u, 1)
@@ -203,7 +204,6 @@ func TestIdempotencyConflictWhileInProgress(t *testing.T) {
 	forEachStatusStore(t, func(t *testing.T, driver string) {
 		bs := &blockingStore{entered: make(chan struct{}, 1), release: make(chan struct{})}
 		e := newEnv(t, driver, nil, wrapStore(func(s module.Store) module.Store { bs.Store = s; return bs }))
-		skipUnlessStoreHasStatuses(t, e)
 		body := []byte(`{"userId":"busy","data":1}`)
 		type answer struct {
 			status int
@@ -238,7 +238,6 @@ func TestIdempotencyFailedFirstAttemptRecordsNothing(t *testing.T) {
 	forEachStatusStore(t, func(t *testing.T, driver string) {
 		bs := &blockingStore{}
 		e := newEnv(t, driver, nil, wrapStore(func(s module.Store) module.Store { bs.Store = s; return bs }))
-		skipUnlessStoreHasStatuses(t, e)
 		if status, b, _ := e.publishRaw("", "k-400", []byte(`{"userId":"retry","data":1,"TTL":"1h"}`)); status != http.StatusBadRequest {
 			t.Fatalf("bad body: %d %s", status, b)
 		}
@@ -271,7 +270,6 @@ func TestIdempotencyFailedFirstAttemptRecordsNothing(t *testing.T) {
 func TestIdempotencyScopedPerAPIKey(t *testing.T) {
 	forEachStatusStore(t, func(t *testing.T, driver string) {
 		e := newEnv(t, driver, func(c *config.Config) { c.Auth.APIKeys = []string{"team-a", "team-b"} })
-		skipUnlessStoreHasStatuses(t, e)
 		body := []byte(`{"userId":"scoped","data":1}`)
 		a, err := e.publishWith("team-a", "shared-key", body)
 		if err != nil {
@@ -295,7 +293,6 @@ func TestIdempotencySurvivesRestart(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			t.Parallel()
 			first := newEnv(t, driver, nil)
-			skipUnlessStoreHasStatuses(t, first)
 			body := []byte(`{"userId":"durable","data":{"k":"v"}}`)
 			status, want, _ := first.publishRaw("", "survives", body)
 			if status != http.StatusOK {
@@ -322,4 +319,68 @@ func TestIdempotencySurvivesRestart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStalledPublishReachesLiveConnectionsOnRetry: the redis store with the local broker (one
+// node on Redis). A publish answered 503 because Redis stalled is stored when Redis resumes; no
+// commit hook delivered it. The retry with the same Idempotency-Key replays it without storing
+// anything, and the connected subscriber gets the message then (not only at its next reconnect).
+func TestStalledPublishReachesLiveConnectionsOnRetry(t *testing.T) {
+	t.Parallel()
+	srv := redistest.StartServer(t)
+	// Redis stalls for 4 s right when the first attempt's append is sent (after its key was
+	// claimed), longer than the client's read timeout (3 s): a test double for the timing only,
+	// around the real store.
+	stall := &stallingStore{srv: srv}
+	e := newEnv(t, "redis", nil, privateRedis(srv, 300*time.Millisecond),
+		wrapStore(func(s module.Store) module.Store { stall.Store = s; return stall }))
+	warm := e.publish("stalled", "warm-up") // Redis has the append script, as a running node's has
+	c := e.dial("stalled", int64(warm))
+	e.waitConns("stalled", 1)
+
+	body := []byte(`{"userId":"stalled","data":"during the stall"}`)
+	stall.once.Store(true)
+	status, b, _ := e.publishRaw("", "stall-key", body)
+	if status != http.StatusServiceUnavailable {
+		t.Fatalf("publish while Redis is stopped: %d %s, want 503", status, b)
+	}
+	// The retry: 409 while the first attempt's claim lasts (its release could not reach Redis),
+	// then the replay of the first attempt, stored after all.
+	var res pubResponse
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		status, b, hdr := e.publishRaw("", "stall-key", body)
+		if status == http.StatusOK {
+			if hdr.Get("Idempotent-Replayed") != "true" || json.Unmarshal(b, &res) != nil || len(res.Results) != 1 {
+				t.Fatalf("retry: %d %s %v, want the replay of the first attempt", status, b, hdr)
+			}
+			break
+		}
+		if (status != http.StatusConflict && status != http.StatusServiceUnavailable) || time.Now().After(deadline) {
+			t.Fatalf("retry: %d %s", status, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	id, err := parseID(res.Results[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := c.readMessage(); f.id() != id || f.str("data") != "during the stall" {
+		t.Fatalf("the live connection got %s, want message %d", f.raw, id)
+	}
+}
+
+// stallingStore pauses its Redis for 4 s when the next AppendOnce is sent.
+type stallingStore struct {
+	module.Store
+	srv  *redistest.Server
+	once atomic.Bool
+}
+
+func (s *stallingStore) AppendOnce(ctx context.Context, key module.IdempotencyKey, drafts []module.Draft) ([]module.Message, *module.IdempotencyRecord, error) {
+	if s.once.CompareAndSwap(true, false) {
+		s.srv.Pause()
+		time.AfterFunc(4*time.Second, s.srv.Resume)
+	}
+	return s.Store.AppendOnce(ctx, key, drafts)
 }

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"pushlane/config"
-	"pushlane/module"
 )
 
 // statusDrivers are the stores the status and idempotency tests run against: redis too (they
@@ -26,22 +24,6 @@ func forEachStatusStore(t *testing.T, body func(t *testing.T, driver string)) {
 			t.Parallel()
 			body(t, d)
 		})
-	}
-}
-
-// skipUnlessStoreHasStatuses skips the test while the driver still answers the status and
-// idempotency calls with errors.ErrUnsupported (a store being brought to this contract on
-// another branch); any other answer runs the test.
-func skipUnlessStoreHasStatuses(t *testing.T, e *env) {
-	t.Helper()
-	ctx := context.Background()
-	_, err := e.store.Statuses(ctx, "probe-user", 0, 1)
-	if err == nil {
-		_, _, err = e.store.Begin(ctx, module.IdempotencyKey{Scope: "probe", Key: "probe", Fingerprint: "x", Window: time.Minute})
-		e.store.Abandon(module.IdempotencyKey{Scope: "probe", Key: "probe"})
-	}
-	if errors.Is(err, errors.ErrUnsupported) {
-		t.Skipf("the %s store does not implement statuses and idempotency yet: %v", e.cfg.Store.Driver, err)
 	}
 }
 
@@ -108,7 +90,6 @@ func TestMessageStatus(t *testing.T) {
 	forEachStatusStore(t, func(t *testing.T, driver string) {
 		const key = "status-key"
 		e := newEnv(t, driver, func(c *config.Config) { c.Auth.APIKeys = []string{key} })
-		skipUnlessStoreHasStatuses(t, e)
 		const u = "status-user"
 		resp, err := e.publishWith(key, "", []byte(`{"userId":"status-user","data":{"html":"<b>&</b>","n":[1,2.50]},"ttl":"1h"}`))
 		if err != nil {
@@ -208,7 +189,6 @@ func sampleValue(t *testing.T, page []byte, sample string) float64 {
 func TestMessageList(t *testing.T) {
 	forEachStatusStore(t, func(t *testing.T, driver string) {
 		e := newEnv(t, driver, nil)
-		skipUnlessStoreHasStatuses(t, e)
 		const u = "list-user"
 		var ids []uint64
 		for i := range 3 {

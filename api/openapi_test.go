@@ -9,6 +9,10 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -31,6 +35,7 @@ import (
 	"pushlane/config"
 	"pushlane/docs"
 	"pushlane/internal/pending"
+	"pushlane/internal/vapidkey"
 )
 
 // notProvoked lists documented statuses this test cannot provoke on one node, with why.
@@ -124,6 +129,49 @@ func TestOpenAPIDocumentMatchesTheServer(t *testing.T) {
 	broken := startNode(t, nil) // its store is closed below: store errors are 503
 	if err := broken.node.Store().Close(); err != nil {
 		t.Fatal(err)
+	}
+	// Web Push: on, with a push service origin that needs no DNS; keyed: with a token and origins.
+	pair, err := vapidkey.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pushOrigin = "https://push.example.test"
+	pushOn := func(c *config.Config) {
+		c.WebPush = config.WebPush{Enabled: true, VAPIDPublicKey: pair.Public, VAPIDPrivateKey: pair.Private,
+			Subject: "mailto:ops@example.com", Delay: time.Hour, MaxPerUser: 10, AllowedEndpointOrigins: []string{pushOrigin}}
+	}
+	push := startNode(t, pushOn)
+	pushKeyed := startNode(t, func(c *config.Config) {
+		pushOn(c)
+		c.Auth.JWTSecret = jwtSecret
+		c.WebSocket.AllowedOrigins = []string{origin}
+	})
+	pushBroken := startNode(t, pushOn)
+	if err := pushBroken.node.Store().Close(); err != nil {
+		t.Fatal(err)
+	}
+	subscription := func(name string) string {
+		k, err := ecdh.P256().GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return `{"endpoint":"` + pushOrigin + `/push/` + name + `","keys":{"p256dh":"` +
+			base64.RawURLEncoding.EncodeToString(k.PublicKey().Bytes()) + `","auth":"AAAAAAAAAAAAAAAAAAAAAA"}}`
+	}
+	again := subscription("again")
+	var subID string
+	registerOne := func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodPost, push.url+"/webpush/subscriptions?userId=oa-push", strings.NewReader(subscription("deleted")))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out struct{ ID string }
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusCreated {
+			t.Fatalf("register: %d %v", resp.StatusCode, err)
+		}
+		subID = out.ID
 	}
 
 	key := http.Header{"Authorization": {"Bearer " + apiKey}}
@@ -236,6 +284,27 @@ func TestOpenAPIDocumentMatchesTheServer(t *testing.T) {
 		// web push
 		{name: "service worker", node: open, method: "GET", path: "/pushlane-sw.js", want: 200, feature: pending.WebPush},
 		{name: "vapid key off", node: open, method: "GET", path: "/webpush/vapidPublicKey", want: 404, feature: pending.WebPush},
+		{name: "vapid key", node: push, method: "GET", path: "/webpush/vapidPublicKey", want: 200, feature: pending.WebPush},
+		{name: "push subscribe", node: push, method: "POST", path: "/webpush/subscriptions?userId=oa-push", body: subscription("new"), want: 201, feature: pending.WebPush},
+		{name: "push subscribe again", node: push, method: "POST", path: "/webpush/subscriptions?userId=oa-push", body: again, want: 200, feature: pending.WebPush,
+			before: func(t *testing.T) { send(t, push, "POST", "/webpush/subscriptions?userId=oa-push", nil, again) }},
+		{name: "push subscribe private endpoint", node: push, method: "POST", path: "/webpush/subscriptions?userId=oa-push", body: strings.Replace(subscription("x"), pushOrigin, "https://127.0.0.1:6379", 1), want: 400, feature: pending.WebPush},
+		{name: "push subscribe no token", node: pushKeyed, method: "POST", path: "/webpush/subscriptions?userId=oa-push", body: subscription("x"), want: 401, feature: pending.WebPush},
+		{name: "push subscribe cross-site", node: pushKeyed, method: "POST", path: "/webpush/subscriptions?userId=oa-push&token=" + tok("oa-push"), header: http.Header{"Origin": {"https://evil.example"}}, body: subscription("x"), want: 403, feature: pending.WebPush},
+		{name: "push subscribe off", node: open, method: "POST", path: "/webpush/subscriptions?userId=oa-push", body: subscription("x"), want: 404, feature: pending.WebPush},
+		{name: "push subscribe store down", node: pushBroken, method: "POST", path: "/webpush/subscriptions?userId=oa-push", body: subscription("x"), want: 503, feature: pending.WebPush},
+		{name: "push subscriptions", node: push, method: "GET", path: "/webpush/subscriptions?userId=oa-push", want: 200, feature: pending.WebPush},
+		{name: "push subscriptions bad userId", node: push, method: "GET", path: "/webpush/subscriptions?userId=a%20b", want: 400, feature: pending.WebPush},
+		{name: "push subscriptions no token", node: pushKeyed, method: "GET", path: "/webpush/subscriptions?userId=oa-push", want: 401, feature: pending.WebPush},
+		{name: "push subscriptions foreign origin", node: pushKeyed, method: "GET", path: "/webpush/subscriptions?userId=oa-push&token=" + tok("oa-push"), header: http.Header{"Origin": {"https://evil.example"}}, want: 403, feature: pending.WebPush},
+		{name: "push subscriptions off", node: open, method: "GET", path: "/webpush/subscriptions?userId=oa-push", want: 404, feature: pending.WebPush},
+		{name: "push subscriptions store down", node: pushBroken, method: "GET", path: "/webpush/subscriptions?userId=oa-push", want: 503, feature: pending.WebPush},
+		{name: "push unsubscribe", node: push, method: "DELETE", path: "/webpush/subscriptions/{subscription}?userId=oa-push", want: 204, feature: pending.WebPush, before: registerOne},
+		{name: "push unsubscribe bad userId", node: push, method: "DELETE", path: "/webpush/subscriptions/x?userId=a%20b", want: 400, feature: pending.WebPush},
+		{name: "push unsubscribe no token", node: pushKeyed, method: "DELETE", path: "/webpush/subscriptions/x?userId=oa-push", want: 401, feature: pending.WebPush},
+		{name: "push unsubscribe cross-site", node: pushKeyed, method: "DELETE", path: "/webpush/subscriptions/x?userId=oa-push&token=" + tok("oa-push"), header: http.Header{"Origin": {"https://evil.example"}}, want: 403, feature: pending.WebPush},
+		{name: "push unsubscribe unknown", node: push, method: "DELETE", path: "/webpush/subscriptions/nope?userId=oa-push", want: 404, feature: pending.WebPush},
+		{name: "push unsubscribe store down", node: pushBroken, method: "DELETE", path: "/webpush/subscriptions/x?userId=oa-push", want: 503, feature: pending.WebPush},
 		// demos
 		{name: "echo", node: demos, method: "GET", path: "/echo", ws: true, want: 101},
 		{name: "echo not a WebSocket", node: demos, method: "GET", path: "/echo", want: 400},
@@ -268,7 +337,7 @@ func TestOpenAPIDocumentMatchesTheServer(t *testing.T) {
 			if tc.before != nil {
 				tc.before(t)
 			}
-			path := strings.ReplaceAll(tc.path, "{stored}", stored)
+			path := strings.ReplaceAll(strings.ReplaceAll(tc.path, "{stored}", stored), "{subscription}", subID)
 			resp, body := do(t, tc, path)
 			if resp.StatusCode != tc.want {
 				t.Fatalf("%s %s: status %d, want %d; body %.300s", tc.method, path, resp.StatusCode, tc.want, body)

@@ -37,6 +37,18 @@ func NewRouter(h *Handlers) http.Handler {
 	ops.GET("/messages/:userId", h.listMessages)
 	ops.GET("/messages/:userId/:id", h.getMessage)
 
+	// Web Push (webpush.go): 404 while webpush.enabled is false. Subscribers call these
+	// routes, so they take userId and token like GET /getPushNews, and answer CORS for the
+	// origins websocket.allowedOrigins lists.
+	push := r.Group("/webpush", h.webpushCORS)
+	push.GET("/vapidPublicKey", h.vapidPublicKey)
+	push.POST("/subscriptions", h.registerPushSubscription)
+	push.GET("/subscriptions", h.listPushSubscriptions)
+	push.DELETE("/subscriptions/:id", h.deletePushSubscription)
+	for _, path := range []string{"/vapidPublicKey", "/subscriptions", "/subscriptions/:id"} {
+		push.OPTIONS(path, h.webpushPreflight)
+	}
+
 	// The classic demos, only with demo.enabled: they take the API key like the ops routes (also
 	// as ?key=, because browsers cannot set headers on a WebSocket) and count as connections.
 	if h.cfg.Demo.Enabled {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"pushlane/config"
 )
 
@@ -201,4 +203,35 @@ func TestV2AcksAreCounted(t *testing.T) {
 	c.readMessage()
 	c.ack(id)
 	waitFor(t, waitTimeout, "the ack to be counted", func() bool { return metricValue(t, e, "pushlane_acks_received_total") == 1 })
+}
+
+// TestV2AckFloodIsBounded: acks are store writes shared by the whole node, so a connection that
+// floods them gets only 2,000 a second (plus a burst of 2,000) through; the rest are counted as
+// dropped and change nothing.
+func TestV2AckFloodIsBounded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "memory", func(c *config.Config) { c.WebSocket.PingInterval = time.Hour })
+	id := e.publish("flood", 1)
+	c := e.dialV2("flood", "")
+	c.hello()
+	c.readMessage()
+	const sent = 20000
+	frame := []byte(fmt.Sprintf(`{"type":"ack","id":"%d"}`, id))
+	start := time.Now()
+	for range sent {
+		if err := c.conn.WriteMessage(websocket.TextMessage, frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.sendText(`{"type":"ping"}`) // answered once every ack before it was handled
+	if f := c.readFrame(); f.str("type") != "pong" {
+		t.Fatalf("got %s, want pong", f.raw)
+	}
+	elapsed := time.Since(start).Seconds()
+	received := metricValue(t, e, "pushlane_acks_received_total")
+	dropped := metricValue(t, e, "pushlane_acks_dropped_total")
+	if received+dropped != sent || received > 2000+2000*elapsed+1 || dropped == 0 {
+		t.Fatalf("%d acks in %.2fs: %v received, %v dropped; want at most %.0f received and the rest dropped",
+			sent, elapsed, received, dropped, 2000+2000*elapsed)
+	}
 }

@@ -250,24 +250,3 @@ func TestSubscribeProtocol2(t *testing.T) {
 		t.Errorf("resync replay starts at %s, want %s", m.ID, first.ID)
 	}
 }
-
-// TestSubscribeProtocol2OnAVersion1Server: until the server speaks version 2, a Protocol 2
-// subscription still receives every message (the first frame is a message, not a hello).
-func TestSubscribeProtocol2OnAVersion1Server(t *testing.T) {
-	n := newNode(t, nil)
-	if has, err := pending.Has(n.url, pending.Protocol2); err != nil || has {
-		t.Skipf("the server speaks version 2 (%v): TestSubscribeProtocol2 covers it", err)
-	}
-	c := n.client()
-	ctx := t.Context()
-	r, _ := c.Publish(ctx, "oli", "x")
-	connected := make(chan client.ConnectInfo, 1)
-	s, _ := c.Subscribe(ctx, "oli", client.SubscribeOptions{Protocol: 2, AutoAck: true, OnConnect: func(i client.ConnectInfo) { connected <- i }})
-	defer s.Close()
-	if m := next(t, s); m.ID != r.ID {
-		t.Errorf("got %q, want %s", m.ID, r.ID)
-	}
-	if i := <-connected; i.Hello {
-		t.Errorf("connect info %+v: no hello was sent", i)
-	}
-}

@@ -18,6 +18,7 @@ type Config struct {
 	Log       Log
 	Tail      Tail
 	Demo      Demo
+	WebPush   WebPush
 }
 
 // Server is the HTTP listener.
@@ -112,6 +113,20 @@ type Log struct {
 // Demo turns on the demonstration routes (/echo, /chat, /tail).
 type Demo struct {
 	Enabled bool
+}
+
+// WebPush sends a message that stays unread to the user's browsers through their push services
+// (API.md "Web Push to closed tabs").
+type WebPush struct {
+	Enabled         bool
+	VAPIDPublicKey  string // base64url uncompressed P-256 point
+	VAPIDPrivateKey string // base64url 32-byte scalar
+	Subject         string // mailto: or https: contact for push services
+	Delay           time.Duration
+	MaxPerUser      int
+	// AllowedEndpointOrigins are push-service origins (scheme://host[:port]) allowed besides
+	// public https:// hosts: a private push service, a test's own.
+	AllowedEndpointOrigins []string
 }
 
 // Tail lists the log files GET /tail may stream, by name.

@@ -70,6 +70,14 @@ var fields = []field{
 	{"tail.files", []string{}, list(func(c *Config) *[]string { return &c.Tail.Files })},
 
 	{"demo.enabled", false, boolean(func(c *Config) *bool { return &c.Demo.Enabled })},
+
+	{"webpush.enabled", false, boolean(func(c *Config) *bool { return &c.WebPush.Enabled })},
+	{"webpush.vapidPublicKey", "", str(func(c *Config) *string { return &c.WebPush.VAPIDPublicKey })},
+	{"webpush.vapidPrivateKey", "", str(func(c *Config) *string { return &c.WebPush.VAPIDPrivateKey })},
+	{"webpush.subject", "", str(func(c *Config) *string { return &c.WebPush.Subject })},
+	{"webpush.delay", "0s", dur(func(c *Config) *time.Duration { return &c.WebPush.Delay })},
+	{"webpush.maxPerUser", 10, integer(func(c *Config) *int { return &c.WebPush.MaxPerUser })},
+	{"webpush.allowedEndpointOrigins", []string{}, list(func(c *Config) *[]string { return &c.WebPush.AllowedEndpointOrigins })},
 }
 
 func str(at func(*Config) *string) func(*Config, any) error {

@@ -137,6 +137,9 @@ func (c Config) Validate() error {
 	if c.Redis.PoolSize < 0 {
 		return bad("redis.poolSize", "must be 0 (automatic) or more, got %d", c.Redis.PoolSize)
 	}
+	if err := c.WebPush.validate(); err != nil {
+		return err
+	}
 	switch c.Log.Format {
 	case "text", "json":
 	default:

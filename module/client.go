@@ -85,13 +85,15 @@ type Client struct {
 	lastSeen atomic.Int64 // unix nanos of the last sign of life from the peer
 	sent     atomic.Int64 // data and broadcast frames written
 
-	nextPing int64 // heartbeat goroutine only
+	nextPing int64     // heartbeat goroutine only
+	acks     ackBudget // the adapter's reader only
 
 	mu          sync.Mutex
 	state       clientState
 	transport   Transport     // set by attach
 	queue       frameQueue    // bounded by websocket.sendQueue and websocket.sendQueueBytes
 	hello       *Frame        // version 2: written before anything else; nil once taken
+	control     controlFrames // pings and pongs owed: written before queued frames and between backlog pages
 	backlog     *BacklogQuery // what the store owes before live frames; nil once taken
 	writer      writerState
 	parkedRound uint64        // heartbeat round in which the write loop parked
@@ -246,7 +248,7 @@ func (c *Client) attach(t Transport) (startWriter, cut bool) {
 	if c.state == stateReserved {
 		c.state = stateOpen
 	}
-	if c.hello != nil || c.backlog != nil || c.queue.len() > 0 || c.state == stateClosing {
+	if c.hello != nil || c.control.any() || c.backlog != nil || c.queue.len() > 0 || c.state == stateClosing {
 		c.writer = writerRunning
 		return true, false
 	}
@@ -295,7 +297,53 @@ func (c *Client) checkHeartbeat(now int64) {
 	}
 	if now >= c.nextPing {
 		c.nextPing = now + int64(c.hub.cfg.PingInterval)
-		c.enqueue(queued{frame: Frame{Kind: FramePing}})
+		c.owe(func(cf *controlFrames) { cf.ping = true })
+	}
+}
+
+// controlFrames are the keep-alive frames a connection owes: they carry no data and no order
+// relative to messages, so they are not queued behind them. A ping must reach a peer that is
+// busy reading a long backlog (or it would be dropped for silence after pongWait), and a pong
+// must answer the peer's ping however much is queued. Each kind is owed at most once: a second
+// ping before the first was written adds nothing, and a pong answers the latest ping (RFC 6455
+// 5.5.3 allows answering only the most recent).
+type controlFrames struct {
+	ping     bool // a WebSocket ping, or an SSE comment
+	pong     bool // a WebSocket pong carrying pongData
+	appPong  bool // {"type":"pong"}, for a client's application ping
+	pongData []byte
+}
+
+func (cf *controlFrames) any() bool { return cf.ping || cf.pong || cf.appPong }
+
+// take appends the owed frames to dst and clears them.
+func (cf *controlFrames) take(dst []Frame) []Frame {
+	if cf.ping {
+		dst = append(dst, Frame{Kind: FramePing})
+	}
+	if cf.pong {
+		dst = append(dst, Frame{Kind: FramePong, Body: cf.pongData})
+	}
+	if cf.appPong {
+		dst = append(dst, Frame{Kind: FrameControl, Body: appPong})
+	}
+	*cf = controlFrames{}
+	return dst
+}
+
+// owe records a control frame the connection must write (set by the caller under mu) and starts
+// or wakes the write loop.
+func (c *Client) owe(set func(*controlFrames)) {
+	c.mu.Lock()
+	if c.state >= stateClosing {
+		c.mu.Unlock()
+		return
+	}
+	set(&c.control)
+	start := c.needWriterLocked()
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
 	}
 }
 

@@ -154,18 +154,51 @@ func TestKickDuringHandshakeCloses4000(t *testing.T) {
 }
 
 func TestShutdownDuringHandshakeCloses1001(t *testing.T) {
+	// Shutdown starts while a connection is between Reserve and Connect: it waits for that
+	// connection too (it has registered already), which gets 1001 once connected, and the drain
+	// finishes in time.
 	var once sync.Once
+	shutdownErr := make(chan error, 1)
 	hh := newHandshakeHub(t, func(h *module.Hub, _ string) {
 		once.Do(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := h.Shutdown(ctx); err != nil {
-				t.Errorf("shutdown: %v", err)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				shutdownErr <- h.Shutdown(ctx)
+			}()
+			deadline := time.Now().Add(10 * time.Second)
+			for time.Now().Before(deadline) {
+				release, err := h.Admit()
+				if errors.Is(err, module.ErrShuttingDown) {
+					// The shutdown has begun. It must not finish while this connection, already
+					// registered, has not been connected and closed (it used to: nothing of this
+					// connection was counted before Connect).
+					select {
+					case err := <-shutdownErr:
+						shutdownErr <- err
+						t.Error("Shutdown returned while a registered connection was still in its handshake")
+					case <-time.After(time.Second):
+					}
+					return // let the upgrade go on
+				}
+				if err == nil {
+					release()
+				}
+				time.Sleep(time.Millisecond)
 			}
+			t.Error("the shutdown did not begin")
 		})
 	})
 	conn := hh.dial(t, "dave")
 	expectClose(t, conn, websocket.CloseGoingAway)
+	select {
+	case err := <-shutdownErr:
+		if err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("shutdown did not return")
+	}
 	if _, resp, err := websocket.DefaultDialer.Dial(hh.url+"erin", nil); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("subscribe after shutdown: %v, want 503", err)
 	}

@@ -178,6 +178,7 @@ func (h *Hub) Reserve(ctx context.Context, opts ConnectOptions) (*Ticket, error)
 	head, err := h.store.Head(ctx, opts.UserID)
 	if err != nil {
 		h.unregister(c) // also ends the Watch
+		h.clientGoroutines.Done()
 		return nil, fmt.Errorf("%w: store head: %w", ErrUnavailable, err)
 	}
 	since := opts.Since
@@ -241,6 +242,10 @@ func (h *Hub) register(c *Client) error {
 	}
 	h.metrics.Connections.Inc()
 	h.conns++
+	// The reader's share of clientGoroutines, taken here rather than at Connect: a connection
+	// between Reserve and Connect is then one Shutdown waits for (it closes it with 1001 once
+	// connected), and no Add can race Shutdown's Wait. Ticket.Cancel or ReadEnded gives it back.
+	h.clientGoroutines.Add(1)
 	return nil
 }
 
@@ -275,6 +280,7 @@ func (t *Ticket) Cancel() {
 	}
 	t.used = true
 	t.hub.unregister(t.client)
+	t.hub.clientGoroutines.Done() // the reader that will never run
 }
 
 // Connect attaches the transport to a reserved connection and starts its write loop when work
@@ -285,7 +291,6 @@ func (t *Ticket) Cancel() {
 func (h *Hub) Connect(t *Ticket, tr Transport) *Client {
 	t.used = true
 	c := t.client
-	h.clientGoroutines.Add(1) // the reader's
 	startWriter, cut := c.attach(tr)
 	if cut {
 		c.abort()
@@ -296,7 +301,7 @@ func (h *Hub) Connect(t *Ticket, tr Transport) *Client {
 	h.mu.RUnlock()
 	if shutdown {
 		// Shutdown may have taken its snapshot of clients before this one was attached.
-		c.closeWith(CloseGoingAway, "server shutting down", false)
+		c.closeWith(CloseGoingAway, "server shutting down", true) // drained, as Shutdown does
 	}
 	if startWriter {
 		h.clientGoroutines.Add(1)

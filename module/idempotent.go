@@ -96,9 +96,16 @@ func (s *Service) replay(key IdempotencyKey, rec *IdempotencyRecord, render func
 	if rec.Body != nil {
 		return rec.Body, nil
 	}
+	// The first attempt never finished: its append's outcome was unknown when it was answered
+	// (a store that timed out, and ran it later), so no commit hook may have delivered those
+	// messages live. This node's connections of those users read them from the store now; the
+	// others get them at their next message (gaps are filled), reconnect or retry on their node.
 	results := make([]PublishResult, len(rec.Results))
+	users := make([]string, len(rec.Results))
 	for i, r := range rec.Results {
 		results[i] = PublishResult{UserID: r.UserID, ID: r.ID}
+		users[i] = r.UserID
 	}
+	s.hub.CatchUpUsers(users)
 	return render(results), nil
 }

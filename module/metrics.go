@@ -18,6 +18,7 @@ type Metrics struct {
 	DeliveryLatency prometheus.Histogram
 	StoreLatency    *prometheus.HistogramVec // by op
 	AcksReceived    prometheus.Counter
+	AcksDropped     prometheus.Counter
 
 	// IdempotentReplays counts publishes answered from an earlier request with the same
 	// Idempotency-Key (nothing stored or delivered again).
@@ -56,13 +57,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		StatusLookups: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushlane_status_lookups_total",
 			Help: "GET /messages/:userId/:id answers, by the status found (pending, sent, acked) or not_found."}, []string{"result"}),
 		AcksReceived: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushlane_acks_received_total", Help: "Acknowledgements received from version 2 clients."}),
+		AcksDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushlane_acks_dropped_total",
+			Help: "Acknowledgements ignored because a connection sent more than 2,000 a second (the messages stay unacknowledged and come back)."}),
 	}
 	m.deliveredLive = m.Delivered.WithLabelValues("live")
 	m.deliveredBacklog = m.Delivered.WithLabelValues("backlog")
 	m.deliveredBroadcast = m.Delivered.WithLabelValues("broadcast")
 	if reg != nil {
 		reg.MustRegister(m.Connections, m.UsersOnline, m.Published, m.Delivered, m.Queued, m.Expired, m.Trimmed,
-			m.SlowConsumers, m.PongTimeouts, m.Broadcasts, m.DeliveryLatency, m.StoreLatency, m.IdempotentReplays, m.StatusLookups, m.AcksReceived)
+			m.SlowConsumers, m.PongTimeouts, m.Broadcasts, m.DeliveryLatency, m.StoreLatency, m.IdempotentReplays, m.StatusLookups, m.AcksReceived, m.AcksDropped)
 	}
 	return m
 }

@@ -24,7 +24,8 @@ func (c *Client) Touch() { c.lastSeen.Store(time.Now().UnixNano()) }
 // HandlePing answers the peer's WebSocket ping with a pong carrying its payload.
 func (c *Client) HandlePing(payload []byte) {
 	c.Touch()
-	c.enqueue(queued{frame: Frame{Kind: FramePong, Body: bytes.Clone(payload)}})
+	data := bytes.Clone(payload)
+	c.owe(func(cf *controlFrames) { cf.pong, cf.pongData = true, data })
 }
 
 // HandleText handles a text frame from the peer, read from r: {"type":"ping"} is answered with
@@ -43,10 +44,15 @@ func (c *Client) HandleText(r io.Reader) {
 	kind, id := parseControl(buf[:n])
 	switch {
 	case kind == "ping":
-		c.enqueue(queued{frame: Frame{Kind: FrameControl, Body: appPong}})
+		c.owe(func(cf *controlFrames) { cf.appPong = true })
 	case kind == "ack" && c.version >= 2 && id > 0:
+		now := time.Now()
+		if !c.acks.allow(now.UnixNano()) {
+			c.hub.metrics.AcksDropped.Inc()
+			return // the message stays unacknowledged: it comes back, and is acked then
+		}
 		c.hub.metrics.AcksReceived.Inc()
-		c.hub.store.Ack(c.userID, []uint64{id}, time.Now())
+		c.hub.store.Ack(c.userID, []uint64{id}, now)
 	}
 }
 
@@ -94,4 +100,33 @@ func (c *Client) ReadEnded(peerCode int, closeSent bool) {
 	default:
 		c.closeWith(peerCode, "", false) // answer the peer's close with its code
 	}
+}
+
+// Acks are writes to the store, batched with the publishes of the whole node: one client sending
+// ack frames at line rate must not stall everybody's publishes. A client acks what it received,
+// so a budget of ackBurst, refilled at ackRate per second, is far above what delivery itself
+// allows (a reconnect replays at most store.maxPerUser messages).
+const (
+	ackRate  = 2000 // acks per second, sustained
+	ackBurst = 2000
+)
+
+// ackBudget is a token bucket of acks. Only the connection's reader uses it (no lock).
+type ackBudget struct {
+	tokens float64
+	at     int64 // unix nanos of the last refill; 0: never used (a full bucket)
+}
+
+// allow takes one ack from the bucket at time now.
+func (b *ackBudget) allow(now int64) bool {
+	if b.at == 0 {
+		b.tokens, b.at = ackBurst, now
+	}
+	b.tokens = min(ackBurst, b.tokens+float64(now-b.at)*ackRate/1e9)
+	b.at = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }

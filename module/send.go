@@ -112,6 +112,11 @@ func (w *writer) sendBacklog(q BacklogQuery, before uint64) error {
 		if c.stopping() {
 			return errStopped
 		}
+		// Pings and pongs owed meanwhile go out between pages: a peer busy reading a long
+		// backlog must still be pinged (and answered).
+		if err := w.sendControl(); err != nil {
+			return err
+		}
 		msgs, err := c.hub.readBacklog(c.userID, q)
 		if err != nil {
 			c.hub.log.Warn("backlog read failed; closing the connection so that it resumes later", "user", c.userID, "err", err)
@@ -152,14 +157,22 @@ func (w *writer) sendBacklog(q BacklogQuery, before uint64) error {
 		if len(w.written) >= markEvery {
 			w.mark()
 		}
-		// The page ended short of both bounds: nothing more matches. (The store stops before
-		// the message that would take the page over MaxBytes, so a page whose data leaves room
-		// for the largest message was not cut by bytes.)
-		if reached || len(msgs) < q.Limit && data+c.hub.cfg.MaxMessageBytes <= q.MaxBytes {
+		// The page ended short of both bounds: nothing more matches (a page cut by bytes holds
+		// MaxBytes or more: BacklogQuery).
+		if reached || len(msgs) < q.Limit && data < q.MaxBytes {
 			return nil
 		}
 		q.After = msgs[len(msgs)-1].ID
 	}
+}
+
+// sendControl writes the pings and pongs the connection owes, if any.
+func (w *writer) sendControl() error {
+	c := w.c
+	c.mu.Lock()
+	w.frames = c.control.take(w.frames)
+	c.mu.Unlock()
+	return w.flush()
 }
 
 // stopping reports whether the connection is closing: a backlog in progress stops there (the

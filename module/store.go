@@ -22,10 +22,10 @@ var ErrNotFound = errors.New("not found")
 // every stored message of the user with ID > After and either ID > Since, or (when Pending is set)
 // still in the user's unread queue. Expired messages are never returned.
 //
-// A page is bounded by Limit messages and by MaxBytes of Data: the store stops before the
-// message that would take the page's data over MaxBytes, but always returns at least one
-// message when one matches (so a page of one message larger than MaxBytes still makes progress).
-// Zero means no bound for either.
+// A page is bounded by Limit messages and by MaxBytes of Data: the message that takes the page's
+// data to MaxBytes or beyond is the page's last. So a page holds at most MaxBytes plus one
+// message, always makes progress, and a page shorter than Limit whose data is under MaxBytes
+// is the end of what matches. Zero means no bound for either.
 type BacklogQuery struct {
 	After    uint64 // paging cursor: strictly greater ids only
 	Since    uint64 // every message after this id
@@ -192,6 +192,14 @@ type StoreOptions struct {
 	OnCommit      CommitHook    // receives committed messages in commit order; may be nil
 	Metrics       *Metrics      // may be nil
 	SweepInterval time.Duration // how often expired messages are removed; 0 = 1s
+	// WebPush, when set, makes Append record a due Web Push, in the same atomic step, for each
+	// message whose user has a push subscription (module/webpush); nil: Web Push is off.
+	WebPush *PushSchedule
+}
+
+// PushSchedule says when a stored message becomes due for Web Push.
+type PushSchedule struct {
+	Delay time.Duration // webpush.delay: after the message was accepted
 }
 
 // Fill replaces zero values with defaults.

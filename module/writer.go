@@ -69,6 +69,8 @@ func (c *Client) writeLoop() {
 		case jobHello, jobFrames:
 			linger = linger || w.hasBroadcast()
 			err = w.sendQueued()
+		case jobControl:
+			err = w.flush()
 		case jobBacklog:
 			err = w.sendBacklog(w.backlog, 0)
 			c.lastSent = max(c.lastSent, c.floor)
@@ -88,13 +90,14 @@ const (
 	jobExit    job = iota // nothing to do: the goroutine ends
 	jobPark               // nothing to do now: wait on wake
 	jobHello              // w.items holds the hello
+	jobControl            // w.frames holds pings and pongs
 	jobBacklog            // read the store (c.backlog was taken into w)
 	jobFrames             // w.items holds queued frames
 	jobClose              // write the close and cut the transport
 )
 
-// next takes the write loop's next job under mu, in this order: the version 2 hello, the
-// backlog, queued frames, the close. linger asks to park rather than exit when idle.
+// next takes the write loop's next job under mu, in this order: the version 2 hello, owed
+// pings and pongs, the backlog, queued frames, the close. linger asks to park rather than exit when idle.
 func (c *Client) next(w *writer, linger bool) job {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -107,6 +110,10 @@ func (c *Client) next(w *writer, linger bool) job {
 		w.items = append(w.items, queued{frame: *c.hello})
 		c.hello = nil
 		return jobHello
+	}
+	if c.control.any() {
+		w.frames = c.control.take(w.frames)
+		return jobControl
 	}
 	if c.backlog != nil {
 		w.backlog, c.backlog = *c.backlog, nil

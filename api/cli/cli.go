@@ -45,9 +45,10 @@ var commands = map[string]command{
 	"send":    {"publish a message to users, or broadcast it", runSend},
 	"listen":  {"subscribe as a user and print every message", runListen},
 	"clients": {"list online users, or one user's connections", runClients},
+	"webpush": {"print a new VAPID key pair for Web Push (webpush keys)", runWebPush},
 }
 
-// IsCommand reports whether name is a subcommand Run handles (send, listen, clients).
+// IsCommand reports whether name is a subcommand Run handles (send, listen, clients, webpush).
 func IsCommand(name string) bool {
 	_, ok := commands[name]
 	return ok
@@ -87,6 +88,7 @@ Usage:
   pushlane send [flags] DATA         publish a JSON message to users, or broadcast it
   pushlane listen --user U [flags]   subscribe as a user and print every message
   pushlane clients [flags] [USER]    list online users, or one user's connections
+  pushlane webpush keys [--env]      print a new VAPID key pair for webpush.* (no server needed)
   pushlane bench [flags]             load test, see pushlane bench -h
   pushlane version                   print the version and commit (also --version)
   pushlane healthcheck [flags]       exit 0 when the local server's /healthz answers 200

@@ -37,10 +37,15 @@ type Node struct {
 	handlers *api.Handlers
 	handler  http.Handler
 	registry *prometheus.Registry
+	push     *nodePush // nil when webpush.enabled is false
 }
 
-// New builds a node from cfg. Close releases it.
-func New(cfg config.Config, log *slog.Logger) (*Node, error) {
+// New builds a node from cfg. Close releases it. Options are for tests.
+func New(cfg config.Config, log *slog.Logger, options ...Option) (*Node, error) {
+	var o nodeOptions
+	for _, opt := range options {
+		opt(&o)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := module.NewMetrics(reg)
@@ -51,6 +56,9 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 		MaxPerUser: cfg.Store.MaxPerUser,
 		Metrics:    metrics,
 		OnCommit:   func(msgs []module.Message) { a.broker.Deliver(msgs) },
+	}
+	if cfg.WebPush.Enabled {
+		storeOpts.WebPush = &module.PushSchedule{Delay: cfg.WebPush.Delay}
 	}
 	if cfg.Store.Driver == "redis" || cfg.Broker.Driver == "redis" {
 		a.redis = newRedisClient(cfg.Redis, log)
@@ -116,7 +124,20 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 		a.broker = module.NewLocalBroker(a.hub)
 	}
 	a.svc = module.NewService(a.store, a.broker, a.hub, metrics, cfg.Store.TTL)
-	a.handlers = api.NewHandlers(api.Deps{Service: a.svc, Config: cfg, Log: log, Registry: reg})
+	deps := api.Deps{Service: a.svc, Config: cfg, Log: log, Registry: reg}
+	if cfg.WebPush.Enabled {
+		push, err := newNodePush(cfg, a.store, reg, log, o.webPush)
+		if err != nil {
+			_ = a.broker.Close()
+			a.hub.Close()
+			_ = a.store.Close()
+			a.closeRedis()
+			return nil, err
+		}
+		a.push = push
+		deps.WebPush = push.service
+	}
+	a.handlers = api.NewHandlers(deps)
 	a.handler = api.NewRouter(a.handlers)
 	return a, nil
 }
@@ -127,6 +148,9 @@ func (a *Node) Close(ctx context.Context) error {
 	drainErr := a.Drain(ctx)
 	a.hub.Close()
 	a.handlers.Close()
+	if a.push != nil {
+		a.push.close() // before the store: it hands its claimed pushes back to it
+	}
 	if err := a.broker.Close(); err != nil {
 		a.log.Warn("broker close", "err", err)
 	}

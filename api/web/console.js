@@ -1,15 +1,17 @@
 /*
- * pushlane console: the page at GET /. Plain DOM code, no framework, no build step.
+ * pushlane console: the page at GET /. Plain DOM code, no framework, no build step; an ES module.
  * Subscribing goes through pushlane.js (PushClient), the same client applications use.
  * Rule of this file: text from the network or the user is only ever set with textContent or
  * append(string); nothing here parses strings as HTML.
  */
+import { PushClient, validUserId } from '../pushlane.js';
+
 (function () {
   'use strict';
 
   const $ = (id) => document.getElementById(id);
   const BASE = new URL('.', location.href); // API paths resolve against the console's own folder
-  const USER_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
+  const USER_ID_RULE = '1 to 128 characters of A-Z a-z 0-9 . _ : @ - (not "." or "..")';
   const SINCE = /^(0|[1-9][0-9]{0,18})$/;
   const MAX_MESSAGES = 500;
   const MAX_LOG = 200;
@@ -135,7 +137,7 @@
     return out;
   }
 
-  // ---------- API key (sessionStorage, shared by Publish and Clients) ----------
+  // ---------- API key (sessionStorage, shared by Publish, Clients and Delivery status) ----------
 
   const KEY_STORE = 'pushlane.apiKey';
   function apiKey() {
@@ -149,6 +151,7 @@
       else sessionStorage.removeItem(KEY_STORE);
       for (const other of document.querySelectorAll('.api-key')) if (other !== input) other.value = input.value;
       updatePublishCurl();
+      if (input.id === 'status-key') watchStatus(true);
     });
   }
 
@@ -207,6 +210,8 @@
     const el = $('health');
     const r = await api('GET', 'healthz');
     if (r.ok) {
+      // First answer, or back after being down (a restart may have changed demo.enabled).
+      if (el.dataset.state !== 'ok') checkDemos();
       el.dataset.state = 'ok';
       $('health-text').textContent = 'server ok · ' + location.host;
     } else {
@@ -242,21 +247,27 @@
     $('sub-disconnect').disabled = !active;
   }
 
+  const TRANSPORT_NAMES = { websocket: 'WebSocket', sse: 'Server-Sent Events' };
+
   function onSubState(s) {
     const badge = $('sub-state');
     clearInterval(sub.countdown);
     subButtons(s.state);
+    badge.dataset.transport = s.transport;
     switch (s.state) {
-      case 'connecting':
+      case 'connecting': {
         setBadge(badge, 'connecting', s.attempt > 1 ? 'connecting (try ' + s.attempt + ')' : 'connecting…');
-        subLog('connecting to ' + sub.client.socketURL('').replace(/^wss?:\/\/[^/]+/, ''), 'sys');
+        const u = s.transport === 'sse' ? sub.client.streamURL('') : sub.client.socketURL('');
+        subLog('connecting (' + TRANSPORT_NAMES[s.transport] + ') to ' + u.replace(/^(wss?|https?):\/\/[^/]+/, ''), 'sys');
         break;
+      }
       case 'open':
         checkHealth();
         sub.everOpen = true;
-        setBadge(badge, 'open', 'open');
+        setBadge(badge, 'open', s.transport === 'sse' ? 'open · SSE' : 'open');
         showError($('sub-error'), '');
-        subLog('open', 'sys');
+        subLog('open (' + TRANSPORT_NAMES[s.transport] + (s.transport === 'sse' ? ', no acks' : ', protocol version 2') + ')', 'sys');
+        watchStatus();
         break;
       case 'reconnecting': {
         const until = Date.now() + s.delay;
@@ -303,10 +314,13 @@
   }
 
   function onSubMessage(m) {
+    // The client acknowledges the message when this returns; the status table then shows it acked.
+    if (m.id !== undefined && m.id !== null) watchStatus();
     sub.count++;
     $('msg-count').textContent = String(sub.count);
     $('msg-empty').hidden = true;
-    if (sub.client && sub.client.lastId) $('msg-last').textContent = 'last id ' + sub.client.lastId;
+    // The client moves lastId (the since of its next connection) once this listener returns.
+    if (m.id !== undefined && m.id !== null) $('msg-last').textContent = 'last id ' + String(m.id);
     const head = h('div', { class: 'msg-head' },
       m.id !== undefined && m.id !== null
         ? h('span', { class: 'msg-id' }, '#' + String(m.id))
@@ -335,10 +349,10 @@
     const userId = userEl.value.trim();
     const since = sinceEl.value.trim();
     const token = $('sub-token').value.trim();
-    userEl.setAttribute('aria-invalid', String(!USER_ID.test(userId)));
+    userEl.setAttribute('aria-invalid', String(!validUserId(userId)));
     sinceEl.setAttribute('aria-invalid', String(since !== '' && !SINCE.test(since)));
-    if (!USER_ID.test(userId)) {
-      showError($('sub-error'), 'User ID: 1 to 128 characters of A-Z a-z 0-9 . _ : @ -');
+    if (!validUserId(userId)) {
+      showError($('sub-error'), 'User ID: ' + USER_ID_RULE);
       userEl.focus();
       return;
     }
@@ -353,7 +367,8 @@
     sub.probed = false;
     // Same user again (after Disconnect, a 4000 or a 1008): keep the client, which resumes from
     // the last id it saw. A new user or an explicit since starts a new client.
-    if (sub.client && sub.client.userId === userId && since === '') {
+    const transport = $('sub-transport').value;
+    if (sub.client && sub.client.userId === userId && since === '' && sub.client.opts.transport === transport) {
       sub.client.setToken(token);
       sub.client.connect();
       return;
@@ -361,14 +376,18 @@
     dropClient();
     let client;
     try {
-      client = new PushClient(BASE.href, { userId, token, since, autoConnect: false });
+      client = new PushClient(BASE.href, { userId, token, since, transport, autoConnect: false });
     } catch (err) {
       showError($('sub-error'), err.message);
       return;
     }
     sub.client = client;
+    $('msg-last').textContent = since ? 'last id ' + since : '';
     sub.offs.push(client.on('state', onSubState), client.on('message', onSubMessage),
-      client.on('error', (err) => subLog(err.message, 'bad')));
+      client.on('error', (err) => subLog(err.message, 'bad')),
+      client.on('resync', (e) => subLog('the server could not resume from ' + (e.previousSince || 'the stored cursor') +
+        ' (epoch ' + (e.previousEpoch || '?') + ', now ' + (e.epoch || '?') + '): every stored message follows', 'bad')));
+    watchStatus();
     sinceEl.value = '';
     client.connect();
   });
@@ -384,7 +403,10 @@
     $('msg-empty').hidden = false;
   });
 
-  $('sub-user').addEventListener('input', updateSubCurl);
+  $('sub-user').addEventListener('input', () => {
+    updateSubCurl();
+    watchStatus(true);
+  });
   $('sub-curl-copy').addEventListener('click', async () => {
     const btn = $('sub-curl-copy');
     try {
@@ -396,6 +418,103 @@
     }
     setTimeout(() => (btn.textContent = 'Copy'), 1500);
   });
+
+  // ---------- Delivery status (GET /messages/:userId) ----------
+
+  /**
+   * The status table shows the newest MAX_STATUS stored messages of the user in the Subscribe form.
+   * Bounded work: one request at a time, at most one a second, and only for STATUS_WATCH ms after
+   * something that changes statuses (a message shown, a connection opened, a publish from this
+   * page, the user field) or a click on Refresh. A refresh asks for the messages above floor (just
+   * below the oldest row shown), so it reads about MAX_STATUS messages, not the whole history; the
+   * first one pages through the user's stored messages (at most STATUS_PAGES pages).
+   */
+  const MAX_STATUS = 50;
+  const STATUS_PAGE = 1000; // the server's largest limit
+  const STATUS_PAGES = 10;
+  const STATUS_WATCH = 8000;
+  const status = { user: '', floor: '0', until: 0, timer: null, busy: false };
+
+  function statusUser() {
+    const u = $('sub-user').value.trim();
+    return validUserId(u) ? u : '';
+  }
+
+  /** watchStatus keeps the table refreshing for a while; userChanged restarts it from scratch. */
+  function watchStatus(userChanged) {
+    status.until = Date.now() + STATUS_WATCH;
+    if (userChanged) {
+      clearTimeout(status.timer);
+      status.timer = setTimeout(refreshStatus, 300); // after typing pauses
+      return;
+    }
+    if (status.timer === null && !status.busy) status.timer = setTimeout(refreshStatus, 0);
+  }
+
+  async function refreshStatus() {
+    status.timer = null;
+    if (status.busy) return;
+    status.busy = true;
+    try {
+      await loadStatus();
+    } finally {
+      status.busy = false;
+    }
+    if (Date.now() < status.until) status.timer = setTimeout(refreshStatus, 1000);
+  }
+
+  async function loadStatus() {
+    const user = statusUser();
+    $('status-user').textContent = user || 'the user above';
+    if (user !== status.user) {
+      status.user = user;
+      status.floor = '0';
+      $('status-table').tBodies[0].replaceChildren();
+      $('status-count').textContent = '0';
+      $('status-epoch').textContent = '';
+    }
+    if (!user || document.hidden) return;
+    let rows = [];
+    let since = status.floor;
+    let epoch = '';
+    for (let page = 0; page < STATUS_PAGES; page++) {
+      const q = 'messages/' + encodeURIComponent(user) + '?since=' + since + '&limit=' + STATUS_PAGE;
+      const r = await api('GET', q);
+      if (user !== statusUser()) return; // the field changed meanwhile: the next refresh starts over
+      if (!r.ok) {
+        showError($('status-error'), 'GET /' + q + ': ' + (r.status || '') + ' ' + r.error);
+        return;
+      }
+      const msgs = Array.isArray(r.json.messages) ? r.json.messages : [];
+      epoch = String(r.json.epoch || '');
+      rows = rows.concat(msgs).slice(-MAX_STATUS);
+      if (msgs.length < STATUS_PAGE) break;
+      since = String(msgs[msgs.length - 1].id);
+    }
+    showError($('status-error'), '');
+    status.floor = rows.length ? (BigInt(rows[0].id) - 1n).toString() : status.floor;
+    $('status-epoch').textContent = epoch ? 'epoch ' + epoch : '';
+    $('status-count').textContent = String(rows.length);
+    $('status-empty').hidden = rows.length > 0;
+    $('status-table').tBodies[0].replaceChildren(...rows.reverse().map(statusRow));
+  }
+
+  function whenCell(iso) {
+    return h('td', {}, iso ? timeEl(iso) : '–');
+  }
+
+  function statusRow(m) {
+    const st = String(m.status);
+    let data = JSON.stringify(m.data);
+    if (data.length > 80) data = data.slice(0, 79) + '…';
+    return h('tr', { 'data-id': String(m.id), 'data-status': st },
+      h('td', { class: 'mono' }, '#' + String(m.id)),
+      h('td', {}, h('span', { class: 'st', 'data-status': st }, st)),
+      whenCell(m.createdAt), whenCell(m.sentAt), whenCell(m.ackedAt),
+      h('td', { class: 'data' }, data));
+  }
+
+  $('status-refresh').addEventListener('click', () => watchStatus());
 
   // ---------- Publish ----------
 
@@ -430,8 +549,8 @@
     if (publishTarget() === 'broadcast') return { path: 'broadcast', body: '{"data":' + data + '}' };
     const users = $('pub-users').value.split(',').map((s) => s.trim()).filter(Boolean);
     if (!users.length) return { error: 'Enter at least one user ID.' };
-    const bad = users.find((u) => !USER_ID.test(u));
-    if (bad !== undefined) return { error: 'Not a valid user ID: ' + bad + ' (1 to 128 of A-Z a-z 0-9 . _ : @ -)' };
+    const bad = users.find((u) => !validUserId(u));
+    if (bad !== undefined) return { error: 'Not a valid user ID: ' + bad + ' (' + USER_ID_RULE + ')' };
     if (users.length > 1000) return { error: 'At most 1000 user IDs per request.' };
     // data is spliced in as typed (it parsed as JSON), so big numbers keep every digit.
     let body = users.length === 1 ? '{"userId":' + JSON.stringify(users[0]) : '{"userIds":' + JSON.stringify(users);
@@ -473,6 +592,7 @@
     const line = h('p', { class: 'status ' + (r.ok ? 'ok' : 'bad') }, status.trim() + (r.ms ? ' · ' + r.ms + ' ms' : ''));
     if (r.ok) {
       result.replaceChildren(line, renderJSON(r.json));
+      if (req.path === 'pushNews') watchStatus();
     } else {
       result.replaceChildren(line, h('p', { class: 'error', role: 'alert' }, r.error || 'request failed'));
     }
@@ -634,6 +754,40 @@
     }
   }
 
+  /**
+   * checkDemos asks GET /echo whether the server serves the demonstration routes: 404 means
+   * demo.enabled is false (API.md "Demonstration routes"); anything else (400 for a GET that is
+   * no WebSocket, 401 without the API key) means they are there. While they are off, their tabs
+   * look disabled and their panels say how to turn them on.
+   */
+  const demosOff = { echo: null, chat: null, tail: null };
+  async function checkDemos() {
+    const r = await api('GET', 'echo');
+    if (r.status === 0) return; // unreachable: keep what we knew
+    const off = r.status === 404;
+    for (const name of Object.keys(demosOff)) {
+      demosOff[name] = off;
+      const tabEl = document.querySelector('.tabs a[data-tab="' + name + '"]');
+      if (off) {
+        tabEl.setAttribute('aria-disabled', 'true');
+        tabEl.title = 'off on this server: set demo.enabled: true';
+      } else {
+        tabEl.removeAttribute('aria-disabled');
+        tabEl.title = '';
+      }
+      $('demo-off-' + name).hidden = !off;
+      const active = name === 'echo' ? echo.ws : name === 'chat' ? chat.ws : tail.ws;
+      if (!active) $(name + '-connect').disabled = off;
+    }
+  }
+
+  /** demoPath adds the API key as ?key= (a browser cannot set headers on a WebSocket). */
+  function demoPath(path) {
+    const key = apiKey();
+    if (!key) return path;
+    return path + (path.indexOf('?') >= 0 ? '&' : '?') + 'key=' + encodeURIComponent(key);
+  }
+
   /** DemoSocket wires one WebSocket to a badge, an error line and connect/disconnect buttons. */
   class DemoSocket {
     constructor(prefix, handlers) {
@@ -651,7 +805,7 @@
       setBadge(badge, 'connecting', 'connecting…');
       let ws;
       try {
-        ws = new WebSocket(wsURL(path));
+        ws = new WebSocket(wsURL(demoPath(path)));
       } catch (err) {
         setBadge(badge, 'closed', 'failed');
         showError(error, err.message);
@@ -671,12 +825,12 @@
         this.buttons(false);
         setBadge(badge, 'closed', 'closed ' + closeText(ev.code, ev.reason));
         if (this.handlers.close) this.handlers.close(ev);
-        if (!opened && !ev.wasClean) showError(error, 'Could not open /' + path + ': ' + (await probe(path)));
+        if (!opened && !ev.wasClean) showError(error, 'Could not open /' + path + ': ' + (await probe(demoPath(path))));
       };
     }
 
     buttons(active) {
-      $(this.prefix + '-connect').disabled = active;
+      $(this.prefix + '-connect').disabled = active || demosOff[this.prefix] === true;
       $(this.prefix + '-disconnect').disabled = !active;
       for (const el of document.querySelectorAll('#' + this.prefix + '-form input, #' + this.prefix + '-form button')) {
         if (this.prefix !== 'tail') el.disabled = !active;

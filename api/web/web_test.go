@@ -1,8 +1,12 @@
 package web
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -109,7 +113,7 @@ func TestConsoleHasNoInlineCode(t *testing.T) {
 			t.Errorf("index.html contains %q, which the CSP or the no-CDN rule forbids", m)
 		}
 	}
-	for _, src := range []string{`src="pushlane.js"`, `src="console/console.js"`, `href="console/console.css"`} {
+	for _, src := range []string{`<script type="module" src="console/console.js">`, `href="console/console.css"`} {
 		if !strings.Contains(body, src) {
 			t.Errorf("index.html does not reference %s", src)
 		}
@@ -150,5 +154,60 @@ func TestOtherRoutesUntouched(t *testing.T) {
 	}
 	if rec := get(t, r, http.MethodPost, "/", nil); rec.Code == http.StatusOK {
 		t.Errorf("POST / answered 200")
+	}
+}
+
+// The server serves the npm package's file byte for byte (issue 14: one client, served and
+// packaged), readable by pages of any origin, which import it as a module with CORS.
+func TestServedClientIsThePackageFile(t *testing.T) {
+	t.Parallel()
+	want, err := os.ReadFile(filepath.Join("pushlane", "pushlane.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := get(t, newEngine(), http.MethodGet, "/pushlane.js", map[string]string{"Origin": "https://app.example"})
+	if !bytes.Equal(rec.Body.Bytes(), want) {
+		t.Fatalf("GET /pushlane.js (%d bytes) differs from pushlane/pushlane.js (%d bytes)", rec.Body.Len(), len(want))
+	}
+	if got := rec.Header().Get("Access-Control-Allow-Origin"); got != "*" {
+		t.Errorf("Access-Control-Allow-Origin = %q, want *", got)
+	}
+	if got := get(t, newEngine(), http.MethodGet, "/", nil).Header().Get("Access-Control-Allow-Origin"); got != "" {
+		t.Errorf("the console page carries Access-Control-Allow-Origin %q; only pushlane.js may", got)
+	}
+}
+
+// package.json names files that exist, and its entry points are the served file and the types.
+func TestPackageManifest(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile(filepath.Join("pushlane", "package.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pkg struct {
+		Name    string `json:"name"`
+		Version string `json:"version"`
+		Type    string `json:"type"`
+		Types   string `json:"types"`
+		Exports map[string]json.RawMessage
+		Files   []string `json:"files"`
+	}
+	if err := json.Unmarshal(raw, &pkg); err != nil {
+		t.Fatal(err)
+	}
+	if pkg.Name != "pushlane" || pkg.Type != "module" || !regexp.MustCompile(`^\d+\.\d+\.\d+$`).MatchString(pkg.Version) {
+		t.Errorf("name %q, type %q, version %q: want pushlane, module, x.y.z", pkg.Name, pkg.Type, pkg.Version)
+	}
+	var root struct{ Types, Default string }
+	if err := json.Unmarshal(pkg.Exports["."], &root); err != nil {
+		t.Fatalf(`exports["."]: %v`, err)
+	}
+	if root.Default != "./pushlane.js" || root.Types != "./pushlane.d.ts" || pkg.Types != "./pushlane.d.ts" {
+		t.Errorf(`exports["."] = %+v, types %q`, root, pkg.Types)
+	}
+	for _, f := range pkg.Files {
+		if _, err := os.Stat(filepath.Join("pushlane", f)); err != nil {
+			t.Errorf("files lists %s: %v", f, err)
+		}
 	}
 }

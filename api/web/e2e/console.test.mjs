@@ -1,33 +1,24 @@
-// Browser test of the pushlane console (GET /) and pushlane.js against the real server binary, in
-// headless Chromium driven by playwright-core. Start it with ./run.sh, which builds the binary,
-// writes a temporary config and sets:
-//   PUSHLANE_BIN, PUSHLANE_CONFIG   the binary and its config (server.addr = PUSHLANE_ADDR)
-//   PUSHLANE_ADDR                127.0.0.1:PORT the server listens on
-//   PUSHLANE_PIDFILE             where the running server's pid is written, for run.sh's cleanup
+// Browser test of the pushlane console (GET /) against the real server binary, in headless
+// Chromium driven by playwright-core. Start it with ./run.sh, which builds the binary, writes a
+// temporary config and sets the variables harness.mjs lists, and:
 //   SCREENSHOT_DIR            where screenshots go
 //   DOCS_SCREENSHOT           optional: also save the console screenshot there (docs/console.png)
-//   CHROMIUM                  optional: the browser, default /usr/bin/chromium
 //
 // The page is loaded through a small TCP proxy owned by the test, so the test can cut the
 // browser off the server (new connections refused) while it publishes: that makes "a message
 // published while the console was disconnected" deterministic instead of a race.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import {
+  ready, env, sleep, startServer, stopServer, startProxy, launchBrowser, publish, messageStatus, steps,
+} from './harness.mjs';
 
-const env = process.env;
-const ready = Boolean(env.PUSHLANE_BIN && env.PUSHLANE_CONFIG && env.PUSHLANE_ADDR);
-const DIRECT = 'http://' + env.PUSHLANE_ADDR; // the test's own requests, like curl
 const SHOTS = env.SCREENSHOT_DIR || fs.mkdtempSync(path.join(os.tmpdir(), 'pushlane-shots-'));
 const USER = 'alice'; // every run starts with a new store
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
+const SERVER_ENV = { PUSH_STORE_PATH: path.join(env.PUSHLANE_TMP || '/tmp', 'console-test', 'push.db') };
 
 let server = null; // { child, output }
 let proxy = null;
@@ -37,98 +28,11 @@ let base = ''; // the console's origin, through the proxy
 const sockets = []; // URLs of every WebSocket the page opened
 const pageErrors = [];
 
-// ---------- server process ----------
-
-async function startServer() {
-  const child = spawn(env.PUSHLANE_BIN, ['--config', env.PUSHLANE_CONFIG], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const output = [];
-  child.stdout.on('data', (b) => output.push(b.toString()));
-  child.stderr.on('data', (b) => output.push(b.toString()));
-  if (env.PUSHLANE_PIDFILE) fs.writeFileSync(env.PUSHLANE_PIDFILE, String(child.pid));
-  const exited = once(child, 'exit');
-  const deadline = Date.now() + 15000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error('pushlane exited with ' + child.exitCode + ':\n' + output.join(''));
-    try {
-      const res = await fetch(DIRECT + '/healthz');
-      if (res.ok) break;
-    } catch (err) {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error('pushlane did not become healthy:\n' + output.join(''));
-    await sleep(50);
-  }
-  return { child, output, exited };
-}
-
-async function stopServer(s) {
-  s.child.kill('SIGTERM');
-  const timer = setTimeout(() => s.child.kill('SIGKILL'), 15000);
-  const [code, signal] = await s.exited;
-  clearTimeout(timer);
-  if (env.PUSHLANE_PIDFILE) fs.rmSync(env.PUSHLANE_PIDFILE, { force: true });
-  return { code, signal };
-}
-
-// ---------- a TCP proxy between the browser and the server ----------
-
-async function startProxy(target) {
-  const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
-  const pairs = new Set();
-  let accepting = true;
-  const srv = net.createServer((down) => {
-    if (!accepting) {
-      down.destroy(); // the browser sees the connection fail, as when a network is down
-      return;
-    }
-    const up = net.connect(port, host);
-    const pair = { up, down };
-    pairs.add(pair);
-    const end = () => {
-      pairs.delete(pair);
-      up.destroy();
-      down.destroy();
-    };
-    up.on('error', end).on('close', end);
-    down.on('error', end).on('close', end);
-    down.pipe(up);
-    up.pipe(down);
-  });
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  return {
-    port: srv.address().port,
-    accept(on) {
-      accepting = on;
-    },
-    async close() {
-      for (const p of pairs) {
-        p.up.destroy();
-        p.down.destroy();
-      }
-      srv.close();
-    },
-  };
-}
-
 // ---------- helpers ----------
 
-function sleep(ms) {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-async function publish(userId, data) {
-  const res = await fetch(DIRECT + '/pushNews', {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ userId, data }),
-  });
-  const body = await res.json();
-  assert.equal(res.status, 200, 'POST /pushNews: ' + JSON.stringify(body));
-  return body.results[0];
-}
 
 const item = (id) => page.locator(`#messages li[data-id="${id}"]`);
+const statusRow = (id) => page.locator(`#status-table tr[data-id="${id}"]`);
 
 async function expectMessage(id, text) {
   await item(id).waitFor({ timeout: 15000 });
@@ -160,30 +64,14 @@ async function tab(name) {
 
 // ---------- the test ----------
 
-// The steps share one page and one server and build on each other, so after a failure the
-// rest are skipped at once rather than each waiting for its own timeout.
-let failedStep = null;
-function step(name, fn) {
-  it(name, async (t) => {
-    if (failedStep) {
-      t.skip('an earlier step failed: ' + failedStep);
-      return;
-    }
-    try {
-      await fn(t);
-    } catch (err) {
-      failedStep = name;
-      throw err;
-    }
-  });
-}
+const step = steps(it); // the steps share one page and one server (harness.mjs)
 
 describe('pushlane console in Chromium', { skip: ready ? false : 'run ./run.sh (it builds pushlane and sets PUSHLANE_BIN)' }, () => {
   before(async () => {
-    server = await startServer();
+    server = await startServer(SERVER_ENV); // demo.enabled is false, as by default
     proxy = await startProxy(env.PUSHLANE_ADDR);
     base = 'http://127.0.0.1:' + proxy.port;
-    browser = await chromium.launch({ executablePath: env.CHROMIUM || '/usr/bin/chromium', headless: true, args: ARGS });
+    browser = await launchBrowser();
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'light' });
     page = await context.newPage();
     page.on('websocket', (ws) => sockets.push(ws.url()));
@@ -210,18 +98,63 @@ describe('pushlane console in Chromium', { skip: ready ? false : 'run ./run.sh (
     assert.equal(res.headers()['x-content-type-options'], 'nosniff');
     assert.equal(await page.title(), 'pushlane console');
     await page.locator('#health[data-state="ok"]').waitFor();
-    assert.equal(await page.evaluate(() => typeof PushClient), 'function', 'pushlane.js is loaded');
+    assert.equal(await page.evaluate(async () => typeof (await import('/pushlane.js')).PushClient), 'function', 'pushlane.js is a module');
+  });
+
+  step('shows the demo tabs as disabled while demo.enabled is false', async () => {
+    for (const name of ['echo', 'chat', 'tail']) {
+      await page.locator(`.tabs a[data-tab="${name}"][aria-disabled="true"]`).waitFor();
+    }
+    // A disabled tab still opens (by its link), to say how to turn the route on.
+    await page.evaluate(() => { location.hash = '#echo'; });
+    await page.locator('#tab-echo').waitFor({ state: 'visible' });
+    assert.match(await page.textContent('#demo-off-echo'), /demo\.enabled: true/);
+    assert.ok(await page.locator('#demo-off-echo').isVisible());
+    assert.ok(await page.locator('#echo-connect').isDisabled(), 'no Connect while the route is off');
+    await screenshot('console-demos-off');
+    await tab('subscribe');
+  });
+
+  step('refuses the user ids "." and ".." before connecting, as the server does', async () => {
+    for (const bad of ['.', '..']) {
+      await page.fill('#sub-user', bad);
+      await page.click('#sub-connect');
+      assert.match(await page.textContent('#sub-error'), /not "\." or "\.\."/);
+      assert.equal(await page.getAttribute('#sub-user', 'aria-invalid'), 'true');
+    }
+    assert.equal(sockets.length, 0, 'nothing was opened');
+    await page.fill('#sub-user', '');
   });
 
   step('subscribes and shows a message published with curl', async () => {
     await page.fill('#sub-user', USER);
     await page.click('#sub-connect');
     await stateIs('open');
-    assert.match(sockets.at(-1), new RegExp('/getPushNews\\?userId=' + USER + '$'));
+    assert.match(sockets.at(-1), new RegExp('/getPushNews\\?userId=' + USER + '&v=2$'));
     const r = await publish(USER, { title: 'Order #1042 shipped', carrier: 'DHL', eta: '2026-11-23', items: 3 });
     assert.equal(r.online, true);
     await expectMessage(r.id, 'Order #1042 shipped');
     assert.equal(await page.textContent('#msg-count'), '1');
+    lastId = r.id;
+  });
+
+  step('shows the delivery status of the user\'s messages: acked once the page processed them', async () => {
+    const r = await publish(USER, { title: 'Status check' });
+    await expectMessage(r.id, 'Status check');
+    const row = statusRow(r.id);
+    await page.locator(`#status-table tr[data-id="${r.id}"][data-status="acked"]`).waitFor();
+    assert.equal(await messageStatus(USER, r.id), 'acked', 'the server says the same');
+    const cells = await row.locator('td').allTextContents();
+    assert.equal(cells[0], '#' + r.id);
+    assert.equal(cells[1], 'acked');
+    for (const i of [2, 3, 4]) assert.match(cells[i], /^\d\d:\d\d:\d\d\.\d{3}$/, 'created, sent and acked times: ' + cells.join(' | '));
+    assert.match(cells[5], /Status check/);
+    assert.match(await page.textContent('#status-epoch'), /^epoch [A-Za-z0-9_-]+$/);
+    const first = await page.locator('#status-table tbody tr').first().getAttribute('data-id');
+    assert.equal(first, r.id, 'newest first');
+    await page.locator('#status-card').scrollIntoViewIfNeeded();
+    await screenshot('console-status');
+    await page.evaluate(() => window.scrollTo(0, 0));
     lastId = r.id;
   });
 
@@ -309,10 +242,14 @@ describe('pushlane console in Chromium', { skip: ready ? false : 'run ./run.sh (
 
     const missed = await publish(USER, { title: 'Sent while you were away', n: 1 });
     assert.equal(missed.online, false);
+    await page.click('#status-refresh');
+    await page.locator(`#status-table tr[data-id="${missed.id}"][data-status="pending"]`).waitFor();
+    assert.equal(await statusRow(missed.id).locator('td').nth(3).textContent(), '–', 'no sentAt yet');
     await page.click('#sub-connect');
     await stateIs('open');
     assert.ok(sockets.at(-1).endsWith('&since=' + lastId), 'resumes with since: ' + sockets.at(-1));
     await expectMessage(missed.id, 'Sent while you were away');
+    await page.locator(`#status-table tr[data-id="${missed.id}"][data-status="acked"]`).waitFor();
     lastId = missed.id;
   });
 
@@ -326,7 +263,8 @@ describe('pushlane console in Chromium', { skip: ready ? false : 'run ./run.sh (
     await page.locator('#health[data-state="down"]').waitFor({ timeout: 15000 }).catch(() => {});
     await screenshot('console-reconnecting');
 
-    server = await startServer();
+    // The server comes back with the demonstration routes on: the console notices (below).
+    server = await startServer(Object.assign({ PUSH_DEMO_ENABLED: 'true' }, SERVER_ENV));
     const whileDown = await publish(USER, { title: 'Published while the console was cut off' });
     assert.equal(whileDown.online, false, 'the console is not connected yet');
     const socketsBefore = sockets.length;
@@ -351,6 +289,14 @@ describe('pushlane console in Chromium', { skip: ready ? false : 'run ./run.sh (
     await screenshot('console-after-restart');
   });
 
+  step('enables the demo tabs once the server serves them', async () => {
+    for (const name of ['echo', 'chat', 'tail']) {
+      await page.locator(`.tabs a[data-tab="${name}"]:not([aria-disabled])`).waitFor();
+      assert.ok(await page.locator('#demo-off-' + name).isHidden());
+    }
+    assert.ok(await page.locator('#echo-connect').isEnabled());
+  });
+
   step('shows clearly when a demo endpoint is missing or refuses', async () => {
     await tab('tail');
     await page.fill('#tail-file', 'no-such-file.log');
@@ -361,15 +307,9 @@ describe('pushlane console in Chromium', { skip: ready ? false : 'run ./run.sh (
     await screenshot('console-tail-error');
   });
 
-  step('echo round trip when the server has /echo', async () => {
-    const probe = await fetch(DIRECT + '/echo');
+  step('echo round trip through the real /echo', async () => {
     await tab('echo');
     await page.click('#echo-connect');
-    if (probe.status === 404) {
-      await page.locator('#echo-error:not([hidden])').waitFor({ timeout: 10000 });
-      assert.match(await page.textContent('#echo-error'), /404/);
-      return;
-    }
     await page.locator('#echo-state[data-state="open"]').waitFor();
     await page.fill('#echo-input', 'ping <b>1</b>');
     await page.press('#echo-input', 'Enter');
@@ -416,6 +356,7 @@ describe('pushlane console in Chromium', { skip: ready ? false : 'run ./run.sh (
     // Same origin (url ''), pings every 150 ms, dead after 400 ms without a pong: the real
     // server's {"type":"pong"} must keep it open.
     const result = await page.evaluate(async () => {
+      const { PushClient } = await import('/pushlane.js');
       const states = [];
       const frames = [];
       const c = new PushClient('', { userId: 'pinger', pingInterval: 150, pongTimeout: 400 });
@@ -426,6 +367,26 @@ describe('pushlane console in Chromium', { skip: ready ? false : 'run ./run.sh (
       return { states, frames: frames.length };
     });
     assert.deepEqual(result, { states: ['connecting', 'open', 'closed'], frames: 0 });
+  });
+
+  step('over Server-Sent Events the console shows messages, and statuses stay sent (no acks)', async () => {
+    await tab('subscribe');
+    await page.click('#sub-disconnect');
+    await stateIs('closed');
+    await page.fill('#sub-user', 'sse-console');
+    await page.selectOption('#sub-transport', 'sse');
+    const before = sockets.length;
+    await page.click('#sub-connect');
+    await stateIs('open');
+    assert.equal(await page.textContent('#sub-state'), 'open · SSE');
+    assert.equal(await page.getAttribute('#sub-state', 'data-transport'), 'sse');
+    const r = await publish('sse-console', { title: 'By event stream' });
+    await expectMessage(r.id, 'By event stream');
+    await page.locator(`#status-table tr[data-id="${r.id}"][data-status="sent"]`).waitFor();
+    assert.equal(await statusRow(r.id).locator('td').nth(4).textContent(), '–', 'never acked');
+    assert.equal(sockets.length, before, 'no WebSocket');
+    await screenshot('console-sse-status');
+    await page.click('#sub-disconnect');
   });
 
   step('logged no script error and no CSP violation', () => {

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Browser test of the pushlane console and pushlane.js.
 #
-#   api/web/e2e/run.sh
+#   api/web/e2e/run.sh [TEST_FILE...]     (default: every test file)
 #
 # Needs Go, Node >= 20 and Chromium (Debian: apt-get install -y chromium). Builds pushlane from the
 # repository root, writes a temporary config (a free port on 127.0.0.1, sqlite in a temp dir,
-# log.level warn), runs `npm ci` when node_modules is missing, then `node --test` on the unit
-# tests of pushlane.js and on the browser test. The browser test starts the server itself, because
-# it stops and restarts it on the same port and store; this script kills whatever is left.
+# log.level warn), runs `npm ci` when node_modules lacks a dependency, then `node --test` on the
+# unit tests of pushlane.js (pushlane.test.mjs), the package checks (package.test.mjs: Node import,
+# TypeScript, a vite build, the served file), and the browser tests (client.test.mjs for
+# pushlane.js, console.test.mjs for the console). The browser tests start the server themselves,
+# because they stop and restart it on the same port and store; this script kills whatever is left.
 # Exits non-zero when anything fails.
 #
 # Environment: SCREENSHOT_DIR (default: a new temp dir, printed), DOCS_SCREENSHOT (also save the
@@ -51,6 +53,7 @@ port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{
 export PUSHLANE_ADDR=127.0.0.1:$port
 export PUSHLANE_CONFIG=$tmp/config.yaml
 export PUSHLANE_PIDFILE=$pidfile
+export PUSHLANE_TMP=$tmp
 cat >"$PUSHLANE_CONFIG" <<EOF
 server:
   addr: "$PUSHLANE_ADDR"
@@ -70,9 +73,13 @@ if [ -n "${DOCS_SCREENSHOT:-}" ]; then
 fi
 
 cd "$here"
-if [ ! -d node_modules/playwright-core ]; then
+if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/vite ] || [ ! -d node_modules/typescript ]; then
   npm ci --no-audit --no-fund
 fi
 
+tests=("$@")
+if [ ${#tests[@]} -eq 0 ]; then
+  tests=(pushlane.test.mjs package.test.mjs client.test.mjs console.test.mjs webpush.test.mjs)
+fi
 echo "pushlane on $PUSHLANE_ADDR, screenshots in $SCREENSHOT_DIR"
-node --test --test-concurrency=1 pushlane.test.mjs console.test.mjs
+node --test --test-concurrency=1 "${tests[@]}"

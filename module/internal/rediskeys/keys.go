@@ -15,6 +15,11 @@
 //	P probe          the health write probe
 //	P presence:N     hash userId -> local connection count of node N, and "#n" its total
 //	P nodes          zset of node ids by last refresh (unix ms), to enumerate presence hashes
+//	P wpsub:{U}      hash of U's Web Push subscriptions: id -> "seq created endpoint p256dh auth",
+//	                 and "#seq" the registration counter (ids never start with '#')
+//	P wpusers        set of the userIds that have a Web Push subscription (read by the append)
+//	P wpdue          zset of due Web Push records "U id sub attempt" (sub "*": every subscription)
+//	                 by due time (unix ms), or while claimed by when the claim runs out
 //
 // Channels: P user:U (one user's live messages), P control (broadcast and requests to every
 // node), P node:N (replies to node N).
@@ -70,6 +75,15 @@ func (k Keys) Idempotency(scope, key string) string {
 func (k Keys) IdempotencyClaim(scope, key string) string {
 	return k.prefix + "idemclaim:" + strconv.Itoa(len(scope)) + ":" + scope + ":" + key
 }
+
+// WebPushSubs is the key of U's Web Push subscriptions.
+func (k Keys) WebPushSubs(userID string) string { return k.prefix + "wpsub:{" + userID + "}" }
+
+// WebPushUsers is the key of the set of users with a Web Push subscription.
+func (k Keys) WebPushUsers() string { return k.prefix + "wpusers" }
+
+// WebPushDue is the key of the due Web Push records.
+func (k Keys) WebPushDue() string { return k.prefix + "wpdue" }
 
 // Expiry is the key of the sweeper's index.
 func (k Keys) Expiry() string { return k.prefix + "expiry" }

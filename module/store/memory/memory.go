@@ -83,6 +83,7 @@ type Store struct {
 	expiry   expiryIndex
 	sweepBuf []ref // reused by every sweep step: no allocation while holding the lock
 	idem     idempotency
+	push     pushState // Web Push subscriptions and due pushes (webpush.go)
 
 	// heads is each user's newest id, kept when nothing of the user is stored any more (purged
 	// or expired), so Head never goes down: about 60 bytes plus the user id per user ever
@@ -108,6 +109,7 @@ func New(opts module.StoreOptions) *Store {
 		stop:      make(chan struct{}),
 		sweepDone: make(chan struct{}),
 	}
+	s.push.init()
 	go s.sweepLoop()
 	return s
 }
@@ -153,6 +155,7 @@ func (s *Store) appendLocked(drafts []module.Draft) []module.Message {
 			s.opts.Metrics.Trimmed.Add(float64(trimmed))
 		}
 		s.expiry.add(m.ExpiresAt, q, m.ID)
+		s.schedulePush(m)
 		out[i] = m
 	}
 	if len(out) > 0 {
@@ -184,11 +187,14 @@ func (s *Store) Backlog(_ context.Context, userID string, q module.BacklogQuery)
 		if e.dead || !e.msg.ExpiresAt.After(now) || !q.Selects(e.msg.ID, e.queued) {
 			continue
 		}
-		if len(out) > 0 && ((q.Limit > 0 && len(out) >= q.Limit) || (q.MaxBytes > 0 && size+len(e.msg.Data) > q.MaxBytes)) {
+		if q.Limit > 0 && len(out) >= q.Limit {
 			break
 		}
 		out = append(out, e.msg)
 		size += len(e.msg.Data)
+		if q.MaxBytes > 0 && size >= q.MaxBytes {
+			break // the message that reached MaxBytes ends the page
+		}
 	}
 	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -178,8 +179,8 @@ func statusIDs(ms []module.MessageStatus) []uint64 {
 	return out
 }
 
-// TestBacklogMaxBytes: a page stops before the message that would take its data over MaxBytes,
-// and holds at least one message even when that one alone is larger.
+// TestBacklogMaxBytes: the message that takes a page's data to MaxBytes or beyond is the page's
+// last, so a page holds at least one message even when that one alone is larger.
 func TestBacklogMaxBytes(t *testing.T) {
 	rdb := redistest.Client(t)
 	s := openT(t, rdb, redistest.Prefix(t, rdb), module.StoreOptions{}, false)
@@ -190,9 +191,12 @@ func TestBacklogMaxBytes(t *testing.T) {
 		want []uint64
 	}{
 		{module.BacklogQuery{MaxBytes: 500}, []uint64{1}},
-		{module.BacklogQuery{After: 1, MaxBytes: 500}, []uint64{2, 3}},
+		{module.BacklogQuery{After: 1, MaxBytes: 500}, []uint64{2, 3, 4}},
 		{module.BacklogQuery{After: 1, MaxBytes: 1006}, []uint64{2, 3, 4}},
-		{module.BacklogQuery{After: 1, MaxBytes: 1005}, []uint64{2, 3}},
+		{module.BacklogQuery{After: 1, MaxBytes: 1007}, []uint64{2, 3, 4, 5}},
+		{module.BacklogQuery{After: 1, MaxBytes: 6}, []uint64{2, 3}},
+		{module.BacklogQuery{After: 1, MaxBytes: 7}, []uint64{2, 3, 4}},
+		{module.BacklogQuery{After: 1, MaxBytes: 3}, []uint64{2}},
 		{module.BacklogQuery{After: 3, MaxBytes: 1}, []uint64{4}},
 		{module.BacklogQuery{After: 1, MaxBytes: 5000, Limit: 2}, []uint64{2, 3}},
 	}
@@ -401,5 +405,51 @@ func TestHealthOutOfMemory(t *testing.T) {
 	}
 	if err := s.Health(ctx); err != nil {
 		t.Fatalf("Health after memory was freed = %v", err)
+	}
+}
+
+// TestConcurrentHealthChecksShareOneProbe: /healthz needs no key, so a flood of it must not make
+// one Redis write per request: concurrent checks share the probe in flight.
+func TestConcurrentHealthChecksShareOneProbe(t *testing.T) {
+	srv := redistest.StartServer(t)
+	rdb := srv.Client()
+	defer rdb.Close()
+	s := openT(t, rdb, "p:", module.StoreOptions{}, false)
+	ctx := testCtx(t)
+	if err := s.Health(ctx); err != nil { // scripts loaded, as on a running node
+		t.Fatal(err)
+	}
+	evals := func() int {
+		info, err := rdb.Info(ctx, "commandstats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(info, "\n") {
+			if rest, ok := strings.CutPrefix(line, "cmdstat_evalsha:calls="); ok {
+				n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+				return n
+			}
+		}
+		return 0
+	}
+	before := evals()
+	srv.Pause() // the probe in flight stalls, and every check arrives while it is in flight
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			defer cancel()
+			_ = s.Health(c)
+		}()
+	}
+	wg.Wait()
+	srv.Resume()
+	if err := s.Health(ctx); err != nil { // waits for the shared probe, then sends a fresh one
+		t.Logf("health after the stall: %v", err)
+	}
+	if n := evals() - before; n > 3 {
+		t.Fatalf("100 concurrent health checks ran %d write probes, want them to share one", n)
 	}
 }

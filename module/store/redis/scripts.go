@@ -79,12 +79,16 @@ end
 // makes Redis refuse the whole script up front when it is out of memory, instead of failing
 // half-way through a multi-user publish.
 //
-// KEYS: one per draft (the user's list), then expiry, epoch, floor, and the idempotency record
-// ("" when the call has no key: the script then skips it).
+// KEYS: one per draft (the user's list), then expiry, epoch, floor, the idempotency record
+// ("" when the call has no key: the script then skips it), and the Web Push users and due keys
+// (read only when ARGV[6] is set).
 // ARGV[1] now (unix ms), ARGV[2] maxPerUser, ARGV[3] user channel prefix (empty: do not
-// publish), ARGV[4] epoch candidate, ARGV[5] n, the number of distinct data values,
-// ARGV[6..5+n] the data values, then 3 per draft: data index (1-based), ttl (ms), userId; then
-// the idempotency fingerprint and window (ms).
+// publish), ARGV[4] epoch candidate, ARGV[5] n, the number of distinct data values, ARGV[6]
+// the Web Push delay in ms (empty: Web Push is off), ARGV[7..6+n] the data values, then 3 per
+// draft: data index (1-based), ttl (ms), userId; then the idempotency fingerprint and window
+// (ms).
+// With Web Push on, a message whose user has a subscription gets its fan-out due push (see
+// webpush.go) in the same atomic step.
 // Returns {1, id..., trimmed} when stored; {2, fingerprint, results, body or false} when the
 // idempotency record existed (nothing stored).
 const appendSrc = `#!lua
@@ -93,9 +97,10 @@ local now = tonumber(ARGV[1])
 local maxlen = tonumber(ARGV[2])
 local chprefix = ARGV[3]
 local ndata = tonumber(ARGV[5])
-local drafts = #KEYS - 4
+local drafts = #KEYS - 6
 local expiryKey, epochKey, floorKey, rec = KEYS[drafts+1], KEYS[drafts+2], KEYS[drafts+3], KEYS[drafts+4]
-local a = 5 + ndata
+local pushUsers, pushDue, pushDelay = KEYS[drafts+5], KEYS[drafts+6], tonumber(ARGV[6])
+local a = 6 + ndata
 local nowstr = fmt(now)
 if rec ~= '' and redis.call('EXISTS', rec) == 1 then
   local r = redis.call('HMGET', rec, 'f', 'r', 'b')
@@ -107,7 +112,7 @@ local results = {}
 local trimmed = 0
 for i = 1, drafts do
   local key = KEYS[i]
-  local data = ARGV[5 + tonumber(ARGV[a+1])]
+  local data = ARGV[6 + tonumber(ARGV[a+1])]
   local ttl = tonumber(ARGV[a+2])
   local user = ARGV[a+3]
   a = a + 3
@@ -141,6 +146,9 @@ for i = 1, drafts do
   if chprefix ~= '' then
     redis.call('PUBLISH', chprefix .. user, fmt(id) .. ':' .. nowstr .. ':' .. data)
   end
+  if pushDelay and redis.call('SISMEMBER', pushUsers, user) == 1 then
+    redis.call('ZADD', pushDue, 'NX', now + pushDelay, user .. ' ' .. fmt(id) .. ' * 0')
+  end
   out[#out+1] = id
   results[#results+1] = user .. ' ' .. fmt(id)
 end
@@ -166,8 +174,8 @@ return {e, n}
 const epochSrc = prelude + `return epochOf(KEYS[1], ARGV[1])`
 
 // backlogSrc: KEYS user list. ARGV after, since, pending ('1'/'0'), limit (0 = none), maxBytes
-// (0 = none), now. Returns 3 strings per message: id, status, data. A page stops before the
-// message that would take its data over maxBytes, but holds at least one message.
+// (0 = none), now. Returns 3 strings per message: id, status, data. The message that takes the
+// page's data to maxBytes or beyond is the page's last.
 const backlogSrc = prelude + `
 local n, q, f = meta(KEYS[1])
 if n == nil then return {} end
@@ -190,13 +198,13 @@ while id <= n do
     local st = split(items[j])
     if not expired(st, now) and (cur > since or (pending and cur > q and st[3] ~= '1')) then
       local d = items[j+1]
-      if maxBytes > 0 and count > 0 and bytes + #d > maxBytes then return out end
       out[#out+1] = fmt(cur)
       out[#out+1] = items[j]
       out[#out+1] = d
       count = count + 1
       bytes = bytes + #d
       if limit > 0 and count >= limit then return out end
+      if maxBytes > 0 and bytes >= maxBytes then return out end
     end
   end
   id = id + chunk

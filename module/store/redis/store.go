@@ -77,6 +77,7 @@ type Store struct {
 	lease   time.Duration
 	log     *slog.Logger
 	scripts scripts
+	push    pushScripts // Web Push (webpush.go)
 	now     func() time.Time
 
 	ops        chan *op
@@ -95,6 +96,9 @@ type Store struct {
 	commitMu  sync.Mutex
 	commitErr error
 	failBytes int
+
+	probeMu sync.Mutex
+	probe   *healthProbe // the write probe in flight, shared by concurrent Health calls
 
 	claimsMu sync.Mutex
 	claims   map[string]string // idempotency claim key -> our token
@@ -128,6 +132,7 @@ func New(rdb *goredis.Client, opts module.StoreOptions, o Options) (*Store, erro
 		lease:      o.ClaimLease,
 		log:        o.Log,
 		scripts:    newScripts(),
+		push:       newPushScripts(),
 		now:        time.Now,
 		ops:        make(chan *op, 4096),
 		wake:       make(chan struct{}, 1),

@@ -223,7 +223,7 @@ func isNoScript(err error) bool { return err != nil && goredis.HasErrorPrefix(er
 // publish to many users) is sent once.
 func (s *Store) appendCall(o *op, nowMs int64) *call {
 	c := &call{o: o, script: s.scripts.append, msgs: make([]module.Message, len(o.drafts))}
-	c.keys = make([]string, 0, len(o.drafts)+4)
+	c.keys = make([]string, 0, len(o.drafts)+6)
 	var datas []any
 	per := make([]any, 0, 3*len(o.drafts))
 	created := time.UnixMilli(nowMs)
@@ -242,13 +242,17 @@ func (s *Store) appendCall(o *op, nowMs int64) *call {
 	if o.idem != nil {
 		record = s.keys.Idempotency(o.idem.Scope, o.idem.Key)
 	}
-	c.keys = append(c.keys, s.keys.Expiry(), s.keys.Epoch(), s.keys.Floor(), record)
+	c.keys = append(c.keys, s.keys.Expiry(), s.keys.Epoch(), s.keys.Floor(), record, s.keys.WebPushUsers(), s.keys.WebPushDue())
 	channel := ""
 	if s.publish {
 		channel = s.keys.UserChannelPrefix()
 	}
-	c.args = make([]any, 0, 7+len(datas)+len(per))
-	c.args = append(c.args, nowMs, s.opts.MaxPerUser, channel, newEpoch(), len(datas))
+	pushDelay := "" // Web Push off
+	if s.opts.WebPush != nil {
+		pushDelay = strconv.FormatInt(s.opts.WebPush.Delay.Milliseconds(), 10)
+	}
+	c.args = make([]any, 0, 8+len(datas)+len(per))
+	c.args = append(c.args, nowMs, s.opts.MaxPerUser, channel, newEpoch(), len(datas), pushDelay)
 	c.args = append(c.args, datas...)
 	c.args = append(c.args, per...)
 	if o.idem != nil {

@@ -37,12 +37,12 @@ func (s *Store) Backlog(ctx context.Context, userID string, q module.BacklogQuer
 		if err := rows.Scan(&id, &data, &created, &expires); err != nil {
 			return nil, fmt.Errorf("sqlite store backlog: scan: %w", err)
 		}
-		if q.MaxBytes > 0 && len(out) > 0 && size+len(data) > q.MaxBytes {
-			break // at least one message per page; the rest waits for the next page
-		}
 		size += len(data)
 		out = append(out, module.Message{ID: uint64(id), UserID: userID, Data: data,
 			CreatedAt: time.UnixMilli(created), ExpiresAt: time.UnixMilli(expires)})
+		if q.MaxBytes > 0 && size >= q.MaxBytes {
+			break // the message that reached MaxBytes ends the page; the rest waits for the next
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite store backlog: %w", err)

@@ -83,7 +83,7 @@ func migrate(db *sql.DB) error {
 		steps = append(steps, `ALTER TABLE messages ADD COLUMN queued INTEGER NOT NULL DEFAULT 1`,
 			`UPDATE messages SET queued = 0 WHERE sent_at IS NOT NULL OR acked_at IS NOT NULL`)
 	}
-	steps = append(steps, schema)
+	steps = append(steps, schema, pushSchema)
 	for _, q := range steps {
 		if _, err := tx.Exec(q); err != nil {
 			return fmt.Errorf("%.60s: %w", q, err)

@@ -17,6 +17,7 @@ const (
 	opFinish            // save an idempotent request's response body
 	opProbe             // Health's write probe
 	opBarrier           // commit what is queued (marks), nothing else
+	opFunc              // run fn in the transaction (Web Push writes, webpush.go)
 )
 
 // op is one request to the writer; done is closed once it is committed or failed.
@@ -24,7 +25,8 @@ type op struct {
 	kind   opKind
 	drafts []module.Draft
 	userID string
-	idem   *idemArgs // opAppendOnce, opFinish (a pointer: appends do not carry it)
+	idem   *idemArgs           // opAppendOnce, opFinish (a pointer: appends do not carry it)
+	fn     func(*sql.Tx) error // opFunc
 
 	msgs []module.Message          // opAppend, opAppendOnce: the stored messages
 	rec  *module.IdempotencyRecord // opAppendOnce: the record found instead
@@ -59,6 +61,8 @@ type writer struct {
 	insert, purge, purgeHead, trim, setLastID, expire, saveHead, expireRecords,
 	findRecord, saveRecord, finishRecord, probe *sql.Stmt
 	marks [markKinds]markStmts
+	// pushDue records a message's due Web Push (webpush.go); nil when Web Push is off.
+	pushDue *sql.Stmt
 }
 
 func newWriter(s *Store, last uint64) (*writer, error) {
@@ -102,6 +106,11 @@ func newWriter(s *Store, last uint64) (*writer, error) {
 	var err error
 	if w.marks, err = prepareMarks(s.write); err != nil {
 		return nil, err
+	}
+	if s.opts.WebPush != nil {
+		if w.pushDue, err = s.write.Prepare(pushDueSQL); err != nil {
+			return nil, fmt.Errorf("prepare %q: %w", pushDueSQL, err)
+		}
 	}
 	return w, nil
 }
@@ -246,6 +255,9 @@ func (w *writer) apply(tx *sql.Tx, batch []*op, marks []mark) ([]module.Message,
 			if _, err := insert.Exec(int64(id), m.UserID, []byte(m.Data), nowMs, m.ExpiresAt.UnixMilli()); err != nil {
 				return fmt.Errorf("insert: %w", err)
 			}
+			if err := w.schedulePush(tx, m); err != nil {
+				return err
+			}
 			o.msgs[i] = m
 			appended = append(appended, m)
 			touched[m.UserID] = struct{}{}
@@ -273,6 +285,8 @@ func (w *writer) apply(tx *sql.Tx, batch []*op, marks []mark) ([]module.Message,
 			}
 		case opProbe:
 			_, err = tx.Stmt(w.probe).Exec(nowMs)
+		case opFunc:
+			err = o.fn(tx)
 		}
 		if err != nil {
 			return nil, err

@@ -260,8 +260,9 @@ func testMarkPushed(t *testing.T, open Opener) {
 	}
 }
 
-// testBacklogMaxBytes: pages stop before the message that would take their data over MaxBytes,
-// hold at least one message, and paging with After covers everything in order.
+// testBacklogMaxBytes: the message that takes a page's data to MaxBytes or beyond ends the page
+// (so a page holds at least one message and at most MaxBytes plus one), and paging with After
+// covers everything in order.
 func testBacklogMaxBytes(t *testing.T, open Opener) {
 	e := openEnv(t, open, module.StoreOptions{})
 	sizes := []int{10, 10, 100, 10, 1000, 10, 10, 50, 50, 50, 3000, 3000, 10}
@@ -278,12 +279,12 @@ func testBacklogMaxBytes(t *testing.T, open Opener) {
 		var cur []uint64
 		sum := 0
 		for _, m := range sel {
-			if len(cur) > 0 && ((limit > 0 && len(cur) == limit) || (maxBytes > 0 && sum+len(m.Data) > maxBytes)) {
+			cur = append(cur, m.ID)
+			sum += len(m.Data)
+			if (limit > 0 && len(cur) == limit) || (maxBytes > 0 && sum >= maxBytes) {
 				out = append(out, cur)
 				cur, sum = nil, 0
 			}
-			cur = append(cur, m.ID)
-			sum += len(m.Data)
 		}
 		if len(cur) > 0 {
 			out = append(out, cur)
