@@ -342,3 +342,40 @@ func TestMigrationFromFirstVersion(t *testing.T) {
 		closeT(t, s)
 	}
 }
+
+// TestUserCountsFollowEveryDeletion: appends trim from the writer's cached count of each user's
+// rows (counts.go), so every deletion must reach that count: a count left high by the sweep or
+// a purge would trim messages that are not over the limit. maxPerUser 3: three messages that
+// expire and are swept, or are purged, leave room for three new ones, all kept.
+func TestUserCountsFollowEveryDeletion(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "push.db"), module.StoreOptions{MaxPerUser: 3, SweepInterval: 10 * time.Millisecond})
+	rows := func(user string) int {
+		var n int
+		if err := s.read.QueryRow(`SELECT COUNT(*) FROM messages WHERE user_id = ?`, user).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	keeps := func(step string, want []module.Message) {
+		t.Helper()
+		got := mustBacklog(t, s, "u", module.BacklogQuery{})
+		if !slices.Equal(msgIDs(got), msgIDs(want)) {
+			t.Fatalf("%s: u holds %v, want %v", step, msgIDs(got), msgIDs(want))
+		}
+	}
+	all := mustAppend(t, s, d("u", `1`), d("u", `2`), d("u", `3`), d("u", `4`))
+	keeps("over the limit", all[1:])
+	short := module.Draft{UserID: "u", Data: []byte(`"short"`), TTL: 20 * time.Millisecond}
+	mustAppend(t, s, short, short, short) // trims the three above, then expires
+	waitUntil(t, 10*time.Second, "the sweeper to delete the expired rows", func() bool { return rows("u") == 0 })
+	fresh := mustAppend(t, s, d("u", `5`), d("u", `6`))
+	fresh = append(fresh, mustAppend(t, s, d("u", `7`))...)
+	keeps("after the sweep", fresh)
+	if n, err := s.Purge(testCtx(t), "u"); err != nil || n != 3 {
+		t.Fatalf("Purge = %d, %v", n, err)
+	}
+	again := mustAppend(t, s, d("u", `8`), d("u", `9`), d("u", `10`))
+	keeps("after the purge", again)
+	more := mustAppend(t, s, d("u", `11`))
+	keeps("over the limit again", append(again[1:], more...))
+}

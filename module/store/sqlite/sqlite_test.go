@@ -768,3 +768,36 @@ func BenchmarkUnicast(b *testing.B) {
 		return openT(b, filepath.Join(b.TempDir(), "push.db"), opts)
 	}, 10_000, 16)
 }
+
+// BenchmarkAppendAtLimit: 16 publishers append to users that already hold store.maxPerUser
+// messages (1,000), the steady state of a busy user: every append trims one message.
+func BenchmarkAppendAtLimit(b *testing.B) {
+	s := openT(b, filepath.Join(b.TempDir(), "push.db"), module.StoreOptions{})
+	ctx := context.Background()
+	const users = 64
+	data := []byte(`{"title":"hello","body":"a push message of a typical size"}`)
+	drafts := make([]module.Draft, 0, 1000)
+	for u := range users {
+		for range 1000 {
+			drafts = append(drafts, module.Draft{UserID: fmt.Sprintf("u%d", u), Data: data, TTL: time.Hour})
+		}
+		if _, err := s.Append(ctx, drafts); err != nil {
+			b.Fatal(err)
+		}
+		drafts = drafts[:0]
+	}
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			user := fmt.Sprintf("u%d", next.Add(1)%users)
+			if _, err := s.Append(ctx, []module.Draft{{UserID: user, Data: data, TTL: time.Hour}}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}

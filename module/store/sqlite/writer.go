@@ -58,15 +58,16 @@ type writer struct {
 	s      *Store
 	nextID uint64 // the last id handed out
 
-	insert, purge, purgeHead, trim, setLastID, expire, saveHead, expireRecords,
+	insert, purge, purgeHead, countUser, trimOldest, setLastID, expire, saveHead, expireRecords,
 	findRecord, saveRecord, finishRecord, probe *sql.Stmt
 	marks [markKinds]markStmts
 	// pushDue records a message's due Web Push (webpush.go); nil when Web Push is off.
 	pushDue *sql.Stmt
+	counts  userCounts // counts.go
 }
 
 func newWriter(s *Store, last uint64) (*writer, error) {
-	w := &writer{s: s, nextID: last}
+	w := &writer{s: s, nextID: last, counts: userCounts{committed: map[string]int{}}}
 	for _, p := range []struct {
 		dst **sql.Stmt
 		q   string
@@ -76,10 +77,10 @@ func newWriter(s *Store, last uint64) (*writer, error) {
 		{&w.purgeHead, `INSERT INTO user_heads (user_id, last_id)
 			SELECT user_id, MAX(id) FROM messages WHERE user_id = ?1 GROUP BY user_id
 			ON CONFLICT(user_id) DO UPDATE SET last_id = MAX(last_id, excluded.last_id)`},
-		// Keep the newest maxPerUser: delete below the maxPerUser-th newest id (none when fewer).
-		// The newest is never trimmed, so the user's head stays in its rows.
-		{&w.trim, `DELETE FROM messages WHERE user_id = ?1 AND id <
-			(SELECT id FROM messages WHERE user_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)`},
+		{&w.countUser, `SELECT COUNT(*) FROM messages WHERE user_id = ?`},
+		// The user's ?2 oldest rows (trimUsers passes the surplus over maxPerUser).
+		{&w.trimOldest, `DELETE FROM messages WHERE id IN
+			(SELECT id FROM messages WHERE user_id = ?1 ORDER BY id LIMIT ?2)`},
 		{&w.setLastID, `INSERT INTO meta (key, value) VALUES ('last_id', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`},
 		{&w.expire, `DELETE FROM messages WHERE id IN
 			(SELECT id FROM messages WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2) RETURNING user_id, id`},
@@ -217,9 +218,13 @@ func (w *writer) commit(batch []*op) {
 	}
 }
 
-// inTx runs fn in a transaction and records the outcome for Health.
+// inTx runs fn in a transaction and records the outcome for Health and the user counts.
 func (w *writer) inTx(fn func(*sql.Tx) error) (err error) {
-	defer func() { w.s.health.committed(err) }()
+	w.counts.begin()
+	defer func() {
+		w.counts.end(err == nil)
+		w.s.health.committed(err)
+	}()
 	tx, err := w.s.write.Begin()
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -261,6 +266,7 @@ func (w *writer) apply(tx *sql.Tx, batch []*op, marks []mark) ([]module.Message,
 			o.msgs[i] = m
 			appended = append(appended, m)
 			touched[m.UserID] = struct{}{}
+			w.counts.add(m.UserID, 1)
 		}
 		return nil
 	}
@@ -292,17 +298,8 @@ func (w *writer) apply(tx *sql.Tx, batch []*op, marks []mark) ([]module.Message,
 			return nil, err
 		}
 	}
-	if len(touched) > 0 {
-		trim := tx.Stmt(w.trim)
-		for user := range touched {
-			res, err := trim.Exec(user, s.opts.MaxPerUser-1)
-			if err != nil {
-				return nil, fmt.Errorf("trim: %w", err)
-			}
-			if n, _ := res.RowsAffected(); n > 0 {
-				s.opts.Metrics.Trimmed.Add(float64(n))
-			}
-		}
+	if err := w.trimUsers(tx, touched); err != nil {
+		return nil, err
 	}
 	if len(marks) > 0 {
 		if err := w.applyMarks(tx, marks); err != nil {
@@ -324,6 +321,7 @@ func (w *writer) purgeUser(tx *sql.Tx, o *op, lastID uint64) error {
 	}
 	n, _ := res.RowsAffected()
 	o.n = int(n)
+	w.counts.set(o.userID, 0)
 	if _, err := tx.Stmt(w.setLastID).Exec(int64(lastID)); err != nil {
 		return fmt.Errorf("purge: save last id: %w", err)
 	}
@@ -351,6 +349,7 @@ func (w *writer) sweep() (more bool) {
 				return fmt.Errorf("expire: %w", err)
 			}
 			newest[user] = max(newest[user], id)
+			w.counts.add(user, -1)
 			expired++
 		}
 		err = rows.Err()
