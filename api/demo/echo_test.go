@@ -104,7 +104,7 @@ func TestServerPingsKeepPeerAlive(t *testing.T) {
 			got <- string(data)
 		}
 	}()
-	timeout := time.After(waitTimeout)
+	timeout := time.After(30 * time.Second)
 	for range 90 { // 90 pings: more than twice PongWait
 		select {
 		case <-pings:
