@@ -63,6 +63,8 @@ type writer struct {
 	marks [markKinds]markStmts
 	// pushDue records a message's due Web Push (webpush.go); nil when Web Push is off.
 	pushDue *sql.Stmt
+	// statusChanges are the rows each mark kind changed in the transaction being committed.
+	statusChanges [markKinds]int64
 }
 
 func newWriter(s *Store, last uint64) (*writer, error) {
@@ -201,6 +203,7 @@ func (w *writer) commit(batch []*op) {
 	s.opts.Metrics.StoreLatency.WithLabelValues("commit").Observe(time.Since(start).Seconds())
 	s.marks.pending.Add(-int64(nMarks))
 	if err != nil {
+		w.statusChanges = [markKinds]int64{} // rolled back
 		err = fmt.Errorf("commit %d ops: %w", len(batch), err)
 		for _, o := range batch {
 			o.err, o.msgs, o.rec, o.n = err, nil, nil, 0
@@ -208,6 +211,7 @@ func (w *writer) commit(batch []*op) {
 		}
 		return
 	}
+	w.countStatusChanges()
 	if len(appended) > 0 {
 		w.nextID = appended[len(appended)-1].ID
 		s.opts.OnCommit(appended)
