@@ -19,7 +19,8 @@ import (
 // connected long past pongWait; a client that never answers is dropped after pongWait and leaves
 // GET /clients.
 func TestHeartbeat(t *testing.T) {
-	const pingInterval, pongWait = 100 * time.Millisecond, 500 * time.Millisecond
+	// Wide margins: the bounds below only fail a broken heartbeat, not a loaded machine.
+	const pingInterval, pongWait = 200 * time.Millisecond, 2 * time.Second
 	e := newEnv(t, "sqlite", func(c *config.Config) {
 		c.WebSocket.PingInterval = pingInterval
 		c.WebSocket.PongWait = pongWait
@@ -63,7 +64,7 @@ func TestHeartbeat(t *testing.T) {
 		if dropped < pongWait {
 			t.Fatalf("silent client dropped after %v, before pongWait %v", dropped, pongWait)
 		}
-		if dropped > pongWait+time.Second {
+		if dropped > pongWait+5*time.Second {
 			t.Fatalf("silent client dropped after %v, want about pongWait %v", dropped, pongWait)
 		}
 		if silentPings == 0 {
@@ -97,7 +98,7 @@ func TestHeartbeat(t *testing.T) {
 	mu.Unlock()
 	// Averaged over the run: one late ping must not fail the test, a wrong period must.
 	avg := got[len(got)-1].Sub(got[0]) / time.Duration(len(got)-1)
-	if avg < pingInterval*3/4 || avg > 2*pingInterval {
+	if avg < pingInterval*3/4 || avg > 3*pingInterval {
 		t.Errorf("pings came every %v on average, want about pingInterval %v", avg, pingInterval)
 	}
 	if e.hub.Count("hb-alive") != 1 {

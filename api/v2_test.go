@@ -190,6 +190,16 @@ func TestV2StatusesFollowWritesAndAcks(t *testing.T) {
 		waitFor(t, waitTimeout, "status sent", func() bool { return status() == "sent" })
 		c.ack(id)
 		waitFor(t, waitTimeout, "status acked", func() bool { return status() == "acked" })
+		// The metric of messages by status counts each message once per status reached.
+		c.ack(id) // again: nothing changes
+		c.sendText(`{"type":"ping"}`)
+		c.readFrame()
+		waitFor(t, waitTimeout, "the status metrics", func() bool {
+			return metricValue(t, e, `pushlane_messages_status_total{status="acked"}`) == 1
+		})
+		if sent := metricValue(t, e, `pushlane_messages_status_total{status="sent"}`); sent != 1 {
+			t.Fatalf("messages counted as sent: %v, want 1", sent)
+		}
 	})
 }
 

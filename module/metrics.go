@@ -19,6 +19,10 @@ type Metrics struct {
 	StoreLatency    *prometheus.HistogramVec // by op
 	AcksReceived    prometheus.Counter
 	AcksDropped     prometheus.Counter
+	// StatusChanges counts the stored messages whose status the store changed, by the status
+	// reached: "sent" (first written to any connection), "acked", "pushed" (Web Push). Stores
+	// count each message once per status.
+	StatusChanges *prometheus.CounterVec
 
 	// IdempotentReplays counts publishes answered from an earlier request with the same
 	// Idempotency-Key (nothing stored or delivered again).
@@ -57,6 +61,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		StatusLookups: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushlane_status_lookups_total",
 			Help: "GET /messages/:userId/:id answers, by the status found (pending, sent, acked) or not_found."}, []string{"result"}),
 		AcksReceived: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushlane_acks_received_total", Help: "Acknowledgements received from version 2 clients."}),
+		StatusChanges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushlane_messages_status_total",
+			Help: "Stored messages that reached a status: sent (first written to a connection), acked, pushed (Web Push)."}, []string{"status"}),
 		AcksDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushlane_acks_dropped_total",
 			Help: "Acknowledgements ignored because a connection sent more than 2,000 a second (the messages stay unacknowledged and come back)."}),
 	}
@@ -65,7 +71,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.deliveredBroadcast = m.Delivered.WithLabelValues("broadcast")
 	if reg != nil {
 		reg.MustRegister(m.Connections, m.UsersOnline, m.Published, m.Delivered, m.Queued, m.Expired, m.Trimmed,
-			m.SlowConsumers, m.PongTimeouts, m.Broadcasts, m.DeliveryLatency, m.StoreLatency, m.IdempotentReplays, m.StatusLookups, m.AcksReceived, m.AcksDropped)
+			m.SlowConsumers, m.PongTimeouts, m.Broadcasts, m.DeliveryLatency, m.StoreLatency, m.IdempotentReplays, m.StatusLookups, m.AcksReceived, m.AcksDropped, m.StatusChanges)
 	}
 	return m
 }

@@ -102,9 +102,11 @@ func (w *writer) mark() {
 }
 
 // sendBacklog writes the stored messages selected by q, page by page, stopping before the id
-// before (0: no stop). Each page is read, encoded into one buffer and written in one
-// WriteFrames call before the next is read. Live frames queue meanwhile; those the backlog
-// carried are skipped by id in sendQueued.
+// before (0: no stop). A page is read, then encoded and written in chunks of up to
+// maxWriteBatch bytes (one WriteFrames call each), each message's data let go once encoded, and
+// the next page is read only once this one is written: what a backlog holds at once is about
+// one page plus one chunk, whatever the client does. Live frames queue meanwhile; those the
+// backlog carried are skipped by id in sendQueued.
 func (w *writer) sendBacklog(q BacklogQuery, before uint64) error {
 	c := w.c
 	q.Limit, q.MaxBytes = backlogPage, backlogPageBytes
@@ -126,14 +128,9 @@ func (w *writer) sendBacklog(q BacklogQuery, before uint64) error {
 		if len(msgs) == 0 {
 			return nil
 		}
-		size, data := 0, 0
-		for i := range msgs {
-			size += len(msgs[i].Data) + len(msgs[i].UserID) + frameOverhead
-		}
-		// One buffer for the page's frames, sized up front so that it never moves: each frame
-		// is a slice of it.
-		buf := make([]byte, 0, size)
-		reached := false
+		data, reached := 0, false
+		var buf []byte // the chunk's frames are slices of it
+		chunk := 0
 		for i := range msgs {
 			m := &msgs[i]
 			data += len(m.Data)
@@ -144,12 +141,24 @@ func (w *writer) sendBacklog(q BacklogQuery, before uint64) error {
 			if m.ID <= c.lastSent {
 				continue
 			}
+			// frameOverhead bounds what AppendFrame adds, so a frame never outgrows the room
+			// made for it: buf is never moved under the frames that point into it.
+			if need := len(m.Data) + len(m.UserID) + frameOverhead; cap(buf)-len(buf) < need {
+				buf = make([]byte, 0, max(need, min(maxWriteBatch, w.pageRest(msgs[i:]))))
+			}
 			start := len(buf)
 			buf = m.AppendFrame(buf)
+			m.Data = nil // encoded: the page's copy can go
 			w.frames = append(w.frames, Frame{Kind: FrameMessage, ID: m.ID, Body: buf[start:len(buf):len(buf)]})
 			w.ids = append(w.ids, m.ID)
 			w.counts.backlog++
 			c.lastSent = m.ID
+			if chunk += len(buf) - start; chunk >= maxWriteBatch {
+				if err := w.flush(); err != nil {
+					return err
+				}
+				chunk, buf = 0, nil
+			}
 		}
 		if err := w.flush(); err != nil {
 			return err
@@ -164,6 +173,18 @@ func (w *writer) sendBacklog(q BacklogQuery, before uint64) error {
 		}
 		q.After = msgs[len(msgs)-1].ID
 	}
+}
+
+// pageRest is the encoded size of the rest of a page, to size a chunk's buffer.
+func (w *writer) pageRest(rest []Message) int {
+	n := 0
+	for i := range rest {
+		n += len(rest[i].Data) + len(rest[i].UserID) + frameOverhead
+		if n >= maxWriteBatch {
+			break
+		}
+	}
+	return n
 }
 
 // sendControl writes the pings and pongs the connection owes, if any.

@@ -84,8 +84,8 @@ func TestEchoAnswersPeerClose(t *testing.T) {
 func TestServerPingsKeepPeerAlive(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(o *Options) {
-		o.PingInterval = 25 * time.Millisecond
-		o.PongWait = 400 * time.Millisecond // generous: a loaded -race run delays pongs
+		o.PingInterval = 50 * time.Millisecond
+		o.PongWait = 2 * time.Second // generous: a loaded -race run delays pongs
 	})
 	c := e.dial("/echo")
 	pings := make(chan struct{}, 1000)
@@ -104,12 +104,12 @@ func TestServerPingsKeepPeerAlive(t *testing.T) {
 			got <- string(data)
 		}
 	}()
-	timeout := time.After(waitTimeout)
-	for range 40 { // 40 pings: more than twice PongWait
+	timeout := time.After(30 * time.Second)
+	for range 90 { // 90 pings: more than twice PongWait
 		select {
 		case <-pings:
 		case <-timeout:
-			t.Fatal("fewer than 40 pings from the server")
+			t.Fatal("fewer than 90 pings from the server")
 		}
 	}
 	send(t, c, websocket.TextMessage, []byte("still here"))

@@ -10,8 +10,11 @@ import (
 
 // MarkWritten implements module.Store. Marks apply at once: reads see them.
 func (s *Store) MarkWritten(userID string, ids []uint64, dequeue bool, at time.Time) {
+	sent := s.opts.Metrics.StatusChanges.WithLabelValues("sent")
 	s.mark(userID, ids, func(e *entry) {
-		setOnce(&e.sentAt, at)
+		if setOnce(&e.sentAt, at) {
+			sent.Inc()
+		}
 		if dequeue {
 			e.queued = false
 		}
@@ -20,22 +23,34 @@ func (s *Store) MarkWritten(userID string, ids []uint64, dequeue bool, at time.T
 
 // Ack implements module.Store. Only the user's own stored messages change.
 func (s *Store) Ack(userID string, ids []uint64, at time.Time) {
+	m := s.opts.Metrics.StatusChanges
 	s.mark(userID, ids, func(e *entry) {
-		setOnce(&e.ackedAt, at)
-		setOnce(&e.sentAt, at)
+		if setOnce(&e.ackedAt, at) {
+			m.WithLabelValues("acked").Inc()
+		}
+		if setOnce(&e.sentAt, at) {
+			m.WithLabelValues("sent").Inc()
+		}
 		e.queued = false
 	})
 }
 
 // MarkPushed records that the message was sent through Web Push (the first time is kept).
 func (s *Store) MarkPushed(userID string, id uint64, at time.Time) {
-	s.mark(userID, []uint64{id}, func(e *entry) { setOnce(&e.pushedAt, at) })
+	s.mark(userID, []uint64{id}, func(e *entry) {
+		if setOnce(&e.pushedAt, at) {
+			s.opts.Metrics.StatusChanges.WithLabelValues("pushed").Inc()
+		}
+	})
 }
 
-func setOnce(dst *int64, at time.Time) {
-	if *dst == 0 {
-		*dst = at.UnixNano()
+// setOnce sets *dst to at unless it is set already, and reports whether it did.
+func setOnce(dst *int64, at time.Time) bool {
+	if *dst != 0 {
+		return false
 	}
+	*dst = at.UnixNano()
+	return true
 }
 
 // mark applies fn to each stored message of the user among ids; other ids are ignored.

@@ -276,10 +276,11 @@ return stored
 // Kinds: 'w' written, 'W' written and out of the queue (version 1), 'a' acknowledged (also sent,
 // and out of the queue), 'p' pushed. A timestamp is set only once; ids that are not stored are
 // ignored. Then the cursor moves over every id right above it that left the queue (or expired).
-// Returns the cursor.
+// Returns {cursor, messages that became sent, acked, pushed}.
 const markSrc = prelude + `
 local n, q, f, count, mixed = meta(KEYS[1])
-if n == nil then return 0 end
+if n == nil then return {0, 0, 0, 0} end
+local sent, acked, pushed = 0, 0, 0
 for i = 2, #ARGV, 3 do
   local kind, id, at = ARGV[i], tonumber(ARGV[i+1]), tonumber(ARGV[i+2])
   if id and id >= f and id <= n then
@@ -290,9 +291,9 @@ for i = 2, #ARGV, 3 do
   if st then
     -- Times are kept as ms after createdAt, negative when a node's clock is behind.
     local d = at - tonumber(st[1])
-    if kind ~= 'p' and st[4] == '' then st[4] = fmt(d) end
-    if kind == 'a' and st[5] == '' then st[5] = fmt(d) end
-    if kind == 'p' and st[6] == '' then st[6] = fmt(d) end
+    if kind ~= 'p' and st[4] == '' then st[4] = fmt(d); sent = sent + 1 end
+    if kind == 'a' and st[5] == '' then st[5] = fmt(d); acked = acked + 1 end
+    if kind == 'p' and st[6] == '' then st[6] = fmt(d); pushed = pushed + 1 end
     if kind == 'W' or kind == 'a' then st[3] = '1' end
     local new = join(st)
     if new ~= old then redis.call('LSET', KEYS[1], idx, new) end
@@ -307,7 +308,7 @@ while q < n do
   q = q + 1
 end
 if q ~= old then setMeta(KEYS[1], n, q, mixed) end
-return q
+return {q, sent, acked, pushed}
 `
 
 // sweepSrc: KEYS user list, expiry, floor. ARGV now, maxPerUser, userId. Drops the messages

@@ -138,6 +138,8 @@ func (s *Store) commit(batch []*op) {
 					// A lost mark only means a message may be sent again as pending, or shows
 					// an older status.
 					s.log.Warn("redis store: status marks not saved", "err", err)
+				} else {
+					s.countStatusChanges(c.cmd)
 				}
 				continue
 			}
@@ -319,4 +321,19 @@ func recordOf(f []any) (*module.IdempotencyRecord, error) {
 		rec.Body = []byte(body)
 	}
 	return rec, nil
+}
+
+// countStatusChanges adds what a mark script changed ({cursor, sent, acked, pushed}) to the
+// metrics.
+func (s *Store) countStatusChanges(cmd *goredis.Cmd) {
+	v, err := cmd.Int64Slice()
+	if err != nil || len(v) != 4 {
+		return
+	}
+	m := s.opts.Metrics.StatusChanges
+	for i, status := range [...]string{"sent", "acked", "pushed"} {
+		if v[i+1] > 0 {
+			m.WithLabelValues(status).Add(float64(v[i+1]))
+		}
+	}
 }

@@ -144,6 +144,7 @@ func (w *writer) applyMarks(tx *sql.Tx, marks []mark) error {
 		return *dst
 	}
 	args := make([]any, markChunk+2)
+	var changed [markKinds]int64
 	for _, m := range marks {
 		args[0], args[1] = m.at, m.userID
 		ids := m.ids
@@ -151,15 +152,48 @@ func (w *writer) applyMarks(tx *sql.Tx, marks []mark) error {
 			for i, id := range ids[:markChunk] {
 				args[i+2] = int64(id)
 			}
-			if _, err := bind(&inTx[m.kind].many, w.marks[m.kind].many).Exec(args...); err != nil {
+			res, err := bind(&inTx[m.kind].many, w.marks[m.kind].many).Exec(args...)
+			if err != nil {
 				return err
 			}
+			changed[m.kind] += rowsAffected(res)
 		}
 		for _, id := range ids {
-			if _, err := bind(&inTx[m.kind].one, w.marks[m.kind].one).Exec(m.at, m.userID, int64(id)); err != nil {
+			res, err := bind(&inTx[m.kind].one, w.marks[m.kind].one).Exec(m.at, m.userID, int64(id))
+			if err != nil {
 				return err
 			}
+			changed[m.kind] += rowsAffected(res)
 		}
 	}
+	// The rows each kind changed (its WHERE skips rows it would not change): messages that
+	// reached the status, counted once the transaction commits. A message sent to a version 2
+	// connection and then written to a version 1 one (which also takes it out of the queue)
+	// counts as sent twice.
+	w.statusChanges = changed
 	return nil
+}
+
+// countStatusChanges adds the committed transaction's status changes to the metrics.
+func (w *writer) countStatusChanges() {
+	c := w.statusChanges
+	w.statusChanges = [markKinds]int64{}
+	m := w.s.opts.Metrics.StatusChanges
+	if n := c[markWritten] + c[markDequeued]; n > 0 {
+		m.WithLabelValues("sent").Add(float64(n))
+	}
+	if c[markAcked] > 0 {
+		m.WithLabelValues("acked").Add(float64(c[markAcked]))
+	}
+	if c[markPushed] > 0 {
+		m.WithLabelValues("pushed").Add(float64(c[markPushed]))
+	}
+}
+
+func rowsAffected(res sql.Result) int64 {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0
+	}
+	return n
 }

@@ -64,6 +64,8 @@ type writer struct {
 	// pushDue records a message's due Web Push (webpush.go); nil when Web Push is off.
 	pushDue *sql.Stmt
 	counts  userCounts // counts.go
+	// statusChanges are the rows each mark kind changed in the transaction being committed.
+	statusChanges [markKinds]int64
 }
 
 func newWriter(s *Store, last uint64) (*writer, error) {
@@ -202,6 +204,7 @@ func (w *writer) commit(batch []*op) {
 	s.opts.Metrics.StoreLatency.WithLabelValues("commit").Observe(time.Since(start).Seconds())
 	s.marks.pending.Add(-int64(nMarks))
 	if err != nil {
+		w.statusChanges = [markKinds]int64{} // rolled back
 		err = fmt.Errorf("commit %d ops: %w", len(batch), err)
 		for _, o := range batch {
 			o.err, o.msgs, o.rec, o.n = err, nil, nil, 0
@@ -209,6 +212,7 @@ func (w *writer) commit(batch []*op) {
 		}
 		return
 	}
+	w.countStatusChanges()
 	if len(appended) > 0 {
 		w.nextID = appended[len(appended)-1].ID
 		s.opts.OnCommit(appended)
