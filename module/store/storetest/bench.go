@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -41,7 +42,8 @@ func BenchUnicast(b *testing.B, open func(b *testing.B, opts module.StoreOptions
 	}
 	var seed atomic.Uint64
 	b.ReportAllocs()
-	b.SetParallelism((publishers + 1) / 2) // RunParallel starts GOMAXPROCS × this many goroutines
+	procs := runtime.GOMAXPROCS(0)
+	b.SetParallelism((publishers + procs - 1) / procs) // RunParallel starts GOMAXPROCS × this many goroutines
 	cpu0 := processCPU()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
