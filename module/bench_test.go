@@ -186,6 +186,7 @@ func BenchmarkIdleConnStack(b *testing.B) {
 	runtime.ReadMemStats(&after)
 	perConn := float64(after.StackInuse-before.StackInuse) / conns
 	b.ReportMetric(perConn, "stack-B/conn")
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/conns, "heap-B/conn")
 	if perConn > 2800 {
 		b.Fatalf("idle connections hold %.0f bytes of stack each; the read loop no longer fits a 2 KB stack", perConn)
 	}

@@ -10,6 +10,18 @@ import (
 	"pushlane/module"
 )
 
+// backlogSQL selects a backlog page (BacklogQuery): ?1 user, ?2 after, ?3 now, ?4 since,
+// ?5 pending, ?6 limit (-1: none).
+const backlogSQL = `SELECT id, data, created_at, expires_at FROM messages
+	WHERE user_id = ?1 AND id > ?2 AND expires_at > ?3 AND (id > ?4 OR (?5 AND queued = 1))
+	ORDER BY id LIMIT ?6`
+
+// headSQL is the user's newest id: its newest row (expired ones included) or the head saved when
+// that row was deleted, whichever is greater.
+const headSQL = `SELECT MAX(
+	COALESCE((SELECT id FROM messages WHERE user_id = ?1 ORDER BY id DESC LIMIT 1), 0),
+	COALESCE((SELECT last_id FROM user_heads WHERE user_id = ?1), 0))`
+
 // Backlog implements module.Store.
 func (s *Store) Backlog(ctx context.Context, userID string, q module.BacklogQuery) ([]module.Message, error) {
 	if q.Pending {
@@ -21,10 +33,7 @@ func (s *Store) Backlog(ctx context.Context, userID string, q module.BacklogQuer
 	if limit <= 0 {
 		limit = -1
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT id, data, created_at, expires_at FROM messages
-		WHERE user_id = ?1 AND id > ?2 AND expires_at > ?3 AND (id > ?4 OR (?5 AND queued = 1))
-		ORDER BY id LIMIT ?6`,
-		userID, int64(q.After), s.now().UnixMilli(), int64(q.Since), q.Pending, limit)
+	rows, err := s.backlogStmt.QueryContext(ctx, userID, int64(q.After), s.now().UnixMilli(), int64(q.Since), q.Pending, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store backlog: %w", err)
 	}
@@ -60,9 +69,7 @@ func (s *Store) Head(ctx context.Context, userID string) (module.Head, error) {
 		return module.Head{}, fmt.Errorf("sqlite store head: %w", module.ErrClosed)
 	}
 	var last int64
-	err := s.read.QueryRowContext(ctx, `SELECT MAX(
-		COALESCE((SELECT id FROM messages WHERE user_id = ?1 ORDER BY id DESC LIMIT 1), 0),
-		COALESCE((SELECT last_id FROM user_heads WHERE user_id = ?1), 0))`, userID).Scan(&last)
+	err := s.headStmt.QueryRowContext(ctx, userID).Scan(&last)
 	if err != nil {
 		return module.Head{}, fmt.Errorf("sqlite store head: %w", err)
 	}

@@ -27,6 +27,8 @@ type Store struct {
 	opts  module.StoreOptions
 	write *sql.DB
 	read  *sql.DB
+	// headStmt and backlogStmt are prepared on read: the reads every connect makes.
+	headStmt, backlogStmt *sql.Stmt
 	now   func() time.Time
 	epoch string
 
@@ -129,6 +131,14 @@ func Open(path string, opts module.StoreOptions, options ...Option) (*Store, err
 	}
 	s.read.SetMaxOpenConns(4)
 	s.read.SetMaxIdleConns(4)
+	// The reads of every connect are prepared once (database/sql keeps them per connection of
+	// the pool): parsing their SQL again on each call cost more than running them.
+	if s.headStmt, err = s.read.Prepare(headSQL); err != nil {
+		return fail(fmt.Errorf("prepare the head read: %w", err))
+	}
+	if s.backlogStmt, err = s.read.Prepare(backlogSQL); err != nil {
+		return fail(fmt.Errorf("prepare the backlog read: %w", err))
+	}
 	last, err := loadLastID(write)
 	if err != nil {
 		return fail(err)
@@ -220,5 +230,5 @@ func (s *Store) Close() error {
 	if ckptErr != nil {
 		ckptErr = fmt.Errorf("sqlite store: final checkpoint: %w", ckptErr)
 	}
-	return errors.Join(ckptErr, s.read.Close(), s.write.Close())
+	return errors.Join(ckptErr, s.headStmt.Close(), s.backlogStmt.Close(), s.read.Close(), s.write.Close())
 }
