@@ -29,8 +29,8 @@ type Store struct {
 	read  *sql.DB
 	// headStmt and backlogStmt are prepared on read: the reads every connect makes.
 	headStmt, backlogStmt *sql.Stmt
-	now   func() time.Time
-	epoch string
+	now                   func() time.Time
+	epoch                 string
 
 	ops        chan *op
 	quit       chan struct{}
