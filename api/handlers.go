@@ -67,9 +67,11 @@ func NewHandlers(d Deps) *Handlers {
 		push:     d.WebPush,
 	}
 	h.upgrader = websocket.Upgrader{
-		// 256 bytes: clients send little (pongs, app pings); a small read buffer is most of the
-		// per-connection memory saved against gorilla's 4 KB default.
-		ReadBufferSize: 256,
+		// 128 bytes: clients send little (pongs, app pings, acks); a small read buffer is most
+		// of the per-connection memory saved against gorilla's 4 KB default. It still holds any
+		// control frame whole (a payload is at most 125 bytes), and larger messages are read
+		// through it in pieces.
+		ReadBufferSize: 128,
 		// Write buffers are borrowed per message and returned, so idle connections hold none.
 		WriteBufferPool:  &sync.Pool{},
 		HandshakeTimeout: d.Config.Server.ReadHeaderTimeout,

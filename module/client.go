@@ -76,11 +76,8 @@ type Client struct {
 	id          uint64
 	userID      string
 	remoteAddr  string
-	connectedAt time.Time
+	connectedAt int64 // unix nanos
 	expiresAt   int64 // token expiry in unix nanos; 0 = none
-	kind        TransportKind
-	version     int // protocol version: 1, or 2 (hello, acks)
-	readerDone  chan struct{}
 
 	lastSeen atomic.Int64 // unix nanos of the last sign of life from the peer
 	sent     atomic.Int64 // data and broadcast frames written
@@ -89,29 +86,33 @@ type Client struct {
 	acks     ackBudget // the adapter's reader only
 
 	mu          sync.Mutex
-	state       clientState
 	transport   Transport     // set by attach
 	queue       frameQueue    // bounded by websocket.sendQueue and websocket.sendQueueBytes
 	hello       *Frame        // version 2: written before anything else; nil once taken
 	control     controlFrames // pings and pongs owed: written before queued frames and between backlog pages
 	backlog     *BacklogQuery // what the store owes before live frames; nil once taken
-	writer      writerState
 	parkedRound uint64        // heartbeat round in which the write loop parked
-	retire      bool          // the heartbeat told the parked write loop to exit
 	wake        chan struct{} // capacity 1; made when a write loop first parks
-	drain       bool          // closing: write what is queued first (shutdown)
-	closeCode   int
 	closeText   string
-	closeSent   bool // no close to write: sent already (by gorilla for 1009), or the transport broke
-	abortEarly  bool // cut before the transport was attached: Connect cuts it at once
-
-	unregistered bool // guarded by hub.mu
+	readerDone  chan struct{} // made when finishClose waits for the reader; closed by ReadEnded
 
 	// Write loop only.
 	lastSent uint64 // the highest message id written
 	floor    uint64 // ids up to here are not owed once the backlog is sent
 
-	abortOnce sync.Once
+	// The small fields, together so that they share a word (a connection's memory counts: an idle
+	// one is mostly this struct, gorilla's and a goroutine).
+	kind         TransportKind // immutable
+	version      uint8         // immutable: protocol version, 1 or 2 (hello, acks)
+	state        clientState   // mu
+	writer       writerState   // mu
+	closeCode    uint16        // mu
+	retire       bool          // mu: the heartbeat told the parked write loop to exit
+	drain        bool          // mu: closing: write what is queued first (shutdown)
+	closeSent    bool          // mu: no close to write: sent already (by gorilla for 1009), or the transport broke
+	abortEarly   bool          // mu: cut before the transport was attached: Connect cuts it at once
+	readerEnded  bool          // mu: ReadEnded ran
+	unregistered bool          // guarded by hub.mu
 }
 
 func newClient(h *Hub, opts ConnectOptions) *Client {
@@ -119,13 +120,12 @@ func newClient(h *Hub, opts ConnectOptions) *Client {
 	c := &Client{
 		hub:         h,
 		userID:      opts.UserID,
-		remoteAddr:  opts.RemoteAddr,
-		connectedAt: now,
+		connectedAt: now.UnixNano(),
 		kind:        opts.Kind,
-		version:     max(opts.Version, 1),
-		readerDone:  make(chan struct{}),
+		version:     uint8(min(max(opts.Version, 1), 2)),
 		nextPing:    now.Add(h.cfg.PingInterval).UnixNano(),
 	}
+	c.remoteAddr = opts.RemoteAddr
 	if c.kind == 0 {
 		c.kind = TransportWebSocket
 	}
@@ -144,7 +144,7 @@ func (c *Client) info(node string) ConnInfo {
 	if node != "" {
 		id = node + "-" + id
 	}
-	return ConnInfo{ID: id, RemoteAddr: c.remoteAddr, ConnectedAt: c.connectedAt.UTC(), MessagesSent: c.sent.Load()}
+	return ConnInfo{ID: id, RemoteAddr: c.remoteAddr, ConnectedAt: time.Unix(0, c.connectedAt).UTC(), MessagesSent: c.sent.Load()}
 }
 
 // enqueue queues one entry without blocking. A full queue (by count or bytes) closes the client
@@ -215,7 +215,7 @@ func (c *Client) closeWith(code int, text string, drain bool) bool {
 		c.mu.Unlock()
 		return false
 	}
-	c.state, c.closeCode, c.closeText, c.drain = stateClosing, code, text, drain
+	c.state, c.closeCode, c.closeText, c.drain = stateClosing, uint16(code), text, drain
 	c.backlog, c.hello = nil, nil
 	if !drain {
 		c.dropQueueLocked()
@@ -268,7 +268,7 @@ func (c *Client) abort() {
 	}
 	c.mu.Unlock()
 	if t != nil {
-		c.abortOnce.Do(t.Abort)
+		t.Abort() // idempotent (Transport)
 	}
 }
 

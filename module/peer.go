@@ -85,7 +85,12 @@ func parseControl(b []byte) (kind string, id uint64) {
 // sends none.
 func (c *Client) ReadEnded(peerCode int, closeSent bool) {
 	defer c.hub.clientGoroutines.Done()
-	close(c.readerDone)
+	c.mu.Lock()
+	c.readerEnded = true
+	if c.readerDone != nil {
+		close(c.readerDone)
+	}
+	c.mu.Unlock()
 	switch {
 	case closeSent:
 		// The adapter has sent the close frame and read what followed it: nothing is left to

@@ -225,17 +225,24 @@ func (c *Client) writeFailed(err error) {
 // so that the close frame is not lost to a TCP reset, and cuts the transport.
 func (c *Client) finishClose() {
 	c.mu.Lock()
-	sent, code, text := c.closeSent, c.closeCode, c.closeText
+	sent, code, text := c.closeSent, int(c.closeCode), c.closeText
 	c.closeSent = true
 	c.state = stateClosed
+	var readerDone chan struct{}
+	if c.kind.peerSpeaks() && !c.readerEnded {
+		if c.readerDone == nil {
+			c.readerDone = make(chan struct{}) // only now: an idle connection holds no channel
+		}
+		readerDone = c.readerDone
+	}
 	c.mu.Unlock()
 	if !sent {
 		_ = c.transport.WriteClose(code, text, time.Now().Add(c.hub.cfg.WriteWait))
 	}
-	if c.kind.peerSpeaks() {
+	if readerDone != nil {
 		t := time.NewTimer(min(c.hub.cfg.WriteWait, closeGrace))
 		select {
-		case <-c.readerDone:
+		case <-readerDone:
 		case <-t.C:
 		}
 		t.Stop()

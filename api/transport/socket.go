@@ -14,7 +14,7 @@ import (
 // hand them to the kernel in one write.
 type batchingResponse struct {
 	http.ResponseWriter
-	sock *socket // set by Hijack
+	sock *socket // where Hijack puts the connection
 }
 
 func (w *batchingResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -26,7 +26,7 @@ func (w *batchingResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	w.sock = &socket{Conn: conn}
+	w.sock.Conn = conn
 	return w.sock, rw, nil
 }
 

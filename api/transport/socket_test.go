@@ -35,12 +35,14 @@ func tcpPair(t *testing.T) (server, client net.Conn) {
 // TestSocketKeepsEveryWriteWholeAndInOrder: the write loop's batches and writes from another
 // goroutine (gorilla's reader sends its 1009 close frame through the same socket) never
 // interleave their bytes, and the batch's writes reach the peer in the order they were made,
-// however gorilla splits a frame into calls.
+// however gorilla splits a frame into calls. gorilla holds its own write lock while it writes one
+// frame (its WriteControl may run beside its message writer: documented); frameLock stands for it.
 func TestSocketKeepsEveryWriteWholeAndInOrder(t *testing.T) {
 	server, client := tcpPair(t)
 	s := &socket{Conn: server}
 	const batches, perBatch, direct = 200, 7, 300
 	pad := strings.Repeat("x", 3000) // records larger than a small batch, as big frames are
+	var frameLock sync.Mutex
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -52,8 +54,10 @@ func TestSocketKeepsEveryWriteWholeAndInOrder(t *testing.T) {
 				// A record written in two calls, as gorilla may write a header and a payload.
 				rec := fmt.Sprintf("A%06d:%s\n", n, pad[:n%len(pad)])
 				half := len(rec) / 2
+				frameLock.Lock()
 				_, _ = s.Write([]byte(rec[:half]))
 				_, _ = s.Write([]byte(rec[half:]))
+				frameLock.Unlock()
 				n++
 			}
 			if err := s.flush(time.Now().Add(10 * time.Second)); err != nil {
@@ -65,8 +69,11 @@ func TestSocketKeepsEveryWriteWholeAndInOrder(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for i := 0; i < direct; i++ {
+			frameLock.Lock()
 			_ = s.SetWriteDeadline(time.Now().Add(10 * time.Second))
-			if _, err := s.Write([]byte(fmt.Sprintf("B%06d\n", i))); err != nil {
+			_, err := s.Write([]byte(fmt.Sprintf("B%06d\n", i)))
+			frameLock.Unlock()
+			if err != nil {
 				t.Error(err)
 				return
 			}

@@ -26,16 +26,17 @@ type WebSocketOptions struct {
 // a successful upgrade the hub owns the connection and the request's goroutine may return: the
 // connection's reader runs on a goroutine of its own.
 func ServeWebSocket(hub *module.Hub, ticket *module.Ticket, up *websocket.Upgrader, opts WebSocketOptions, w http.ResponseWriter, r *http.Request) {
-	bw := &batchingResponse{ResponseWriter: w}
-	conn, err := up.Upgrade(bw, r, nil)
+	// One allocation for the transport and its socket: an idle connection's memory counts.
+	t := &webSocket{opts: opts}
+	conn, err := up.Upgrade(&batchingResponse{ResponseWriter: w, sock: &t.sock}, r, nil)
 	if err != nil {
 		ticket.Cancel()
 		return
 	}
-	t := &webSocket{ws: conn, sock: bw.sock, opts: opts}
+	t.ws = conn
 	// net/http may have left its request deadlines on the hijacked socket; the core's heartbeat
 	// and per-write deadlines govern it from now on.
-	_ = bw.sock.Conn.SetDeadline(time.Time{})
+	_ = t.sock.Conn.SetDeadline(time.Time{})
 	conn.SetReadLimit(int64(opts.MaxMessageBytes))
 	t.client = hub.Connect(ticket, t)
 	c := t.client
@@ -61,7 +62,7 @@ func ServeWebSocket(hub *module.Hub, ticket *module.Ticket, up *websocket.Upgrad
 // the raw connection, which is safe for concurrent use.
 type webSocket struct {
 	ws     *websocket.Conn
-	sock   *socket
+	sock   socket
 	client *module.Client
 	opts   WebSocketOptions
 	kind   int       // reader only: the type of the message NextReader returned
