@@ -46,9 +46,9 @@ func TestWebPushToAnOfflineUser(t *testing.T) {
 				t.Fatalf("before the delay: %d due, %d pushed", d, len(w.svc.Pushes()))
 			}
 			w.clock.Advance(time.Minute)
-			pushes := w.svc.WaitPushes(t, 2, 20*time.Second)
+			w.svc.WaitPushes(t, 2, 20*time.Second)
 			n.waitNoDue()
-			pushes = w.svc.Pushes()
+			pushes := w.svc.Pushes()
 			if len(pushes) != 2 {
 				t.Fatalf("%d pushes, want one per subscription (2)", len(pushes))
 			}
@@ -212,10 +212,10 @@ func TestWebPushRetriesUntilSuccess(t *testing.T) {
 	w.svc.WaitPushes(t, 2, 20*time.Second)
 	n.waitMetric("pushlane_webpush_retried_total", 2)
 	w.clock.Advance(120 * time.Second)
-	pushes := w.svc.WaitPushes(t, 3, 20*time.Second)
+	w.svc.WaitPushes(t, 3, 20*time.Second)
 	n.waitNoDue()
 	waitFor(t, 20*time.Second, "pushedAt", func() bool { return n.status("alice", id)["pushedAt"] != nil })
-	pushes = w.svc.Pushes()
+	pushes := w.svc.Pushes()
 	if len(pushes) != 3 {
 		t.Fatalf("%d requests, want 3 (500, 429, 201)", len(pushes))
 	}

@@ -268,7 +268,7 @@ func (s *Service) verifyVAPID(h string) (Claims, error) {
 	var c Claims
 	rest, ok := strings.CutPrefix(h, "vapid ")
 	if !ok {
-		return c, fmt.Errorf("Authorization %q is not the vapid scheme", h)
+		return c, fmt.Errorf("authorization %q is not the vapid scheme", h)
 	}
 	params := map[string]string{}
 	for _, part := range strings.Split(rest, ",") {
