@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -216,4 +217,77 @@ func TestBatchThatCannotBeWrittenStaysOwed(t *testing.T) {
 	if firstTime == published {
 		t.Fatalf("all %d messages arrived before the break: the test did not break a batch", published)
 	}
+}
+
+// A write loop woken by a broadcast holds it for HubConfig.BroadcastHold, so that broadcasts
+// published a few milliseconds apart (each an HTTP request) reach a reading client in one write
+// instead of one write each.
+func TestBroadcastHoldSharesWrites(t *testing.T) {
+	const frames = 20
+	for _, tc := range []struct {
+		name string
+		hold time.Duration
+		ok   func(writes int64) bool
+		want string
+	}{
+		// The broadcasts are published within about 60 ms: one write carries them all (two at
+		// most, should the hold end while they are being queued).
+		{"held", time.Second, func(w int64) bool { return w <= 2 }, "at most 2"},
+		// Without the hold the loop writes each as soon as it wakes: this case shows the test
+		// can tell the two apart.
+		{"not held", -1, func(w int64) bool { return w >= frames/4 }, "one per broadcast or so"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var writes atomic.Int64
+			hh := newHandshakeHubWrapped(t, module.HubConfig{BroadcastHold: tc.hold}, func(*module.Hub, string) {},
+				func(w http.ResponseWriter) http.ResponseWriter { return countingResponse{w, &writes} })
+			conn, _, err := websocket.DefaultDialer.Dial(hh.url+"reader", nil)
+			if err != nil {
+				t.Fatalf("dial: %v", err)
+			}
+			defer conn.Close()
+			waitFor(t, "registered", 5*time.Second, func() bool { return registered(hh.hub) == 1 })
+			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+
+			before := writes.Load()
+			for i := 0; i < frames; i++ {
+				hh.hub.Broadcast(json.RawMessage(strconv.Itoa(i)), time.Now())
+				time.Sleep(3 * time.Millisecond) // a publisher's pace, not a wait for a condition
+			}
+			for i := 0; i < frames; i++ {
+				_, b, err := conn.ReadMessage()
+				if err != nil {
+					t.Fatalf("broadcast %d: %v", i, err)
+				}
+				if want := fmt.Sprintf(`"data":%d,`, i); !strings.Contains(string(b), want) {
+					t.Fatalf("frame %d is %s, want broadcast %d (in order)", i, b, i)
+				}
+			}
+			if writes := writes.Load() - before; !tc.ok(writes) {
+				t.Fatalf("%d socket writes for %d broadcasts published 3 ms apart, want %s", writes, frames, tc.want)
+			}
+		})
+	}
+}
+
+// countingResponse hands out hijacked connections that count their writes: one per system call
+// the server's side of the socket makes.
+type countingResponse struct {
+	http.ResponseWriter
+	writes *atomic.Int64
+}
+
+func (w countingResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := w.ResponseWriter.(http.Hijacker).Hijack()
+	return countingConn{conn, w.writes}, rw, err
+}
+
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
 }

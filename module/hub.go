@@ -29,6 +29,10 @@ type HubConfig struct {
 	SendQueueBytes  int // bytes of frames queued per connection; beyond: 4001
 	MaxConnsPerUser int // 0 = no limit
 	MaxConns        int // 0 = no limit
+	// BroadcastHold is how long a write loop woken by a broadcast waits before writing, so that
+	// broadcasts published meanwhile share its system call (0: defaultBroadcastHold; negative:
+	// no wait).
+	BroadcastHold time.Duration
 }
 
 func (c *HubConfig) fillDefaults() {
@@ -49,6 +53,9 @@ func (c *HubConfig) fillDefaults() {
 	}
 	if c.SendQueueBytes <= 0 {
 		c.SendQueueBytes = 1 << 20
+	}
+	if c.BroadcastHold == 0 {
+		c.BroadcastHold = defaultBroadcastHold
 	}
 }
 

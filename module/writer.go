@@ -1,6 +1,9 @@
 package module
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // Write batching. The write loop takes everything queued, up to maxWriteBatch bytes of frames,
 // and hands it to the transport in one WriteFrames call: frames that queued while the socket was
@@ -51,6 +54,7 @@ func (c *Client) writeLoop() {
 	w := writer{c: c}
 	defer w.mark()
 	linger := false
+	c.holdForBroadcasts()
 	for {
 		j := c.next(&w, linger)
 		switch j {
@@ -63,6 +67,7 @@ func (c *Client) writeLoop() {
 			w.mark() // marks must not wait for the next frame: pending reads and stats rely on them
 			linger = false
 			<-c.wake
+			c.holdForBroadcasts()
 			continue
 		}
 		var err error
@@ -82,6 +87,28 @@ func (c *Client) writeLoop() {
 		if len(w.written) >= markEvery {
 			w.mark()
 		}
+	}
+}
+
+// defaultBroadcastHold is how long a write loop woken by a broadcast waits before writing it
+// (HubConfig.BroadcastHold), so that the broadcasts published meanwhile go out in the same system
+// call. A broadcast reaches every connection at once, so under a stream of them each socket
+// write would otherwise carry one frame, and the writes, not the frames, are what a broadcast
+// costs. A user's own messages never wait: only a loop whose first work is a broadcast holds.
+const defaultBroadcastHold = 5 * time.Millisecond
+
+// holdForBroadcasts waits HubConfig.BroadcastHold when the loop's first work is a broadcast
+// frame.
+func (c *Client) holdForBroadcasts() {
+	if c.hub.cfg.BroadcastHold < 0 {
+		return
+	}
+	c.mu.Lock()
+	hold := c.hello == nil && c.backlog == nil && !c.control.any() && c.queue.len() > 0 &&
+		c.queue.ring[c.queue.head].frame.Kind == FrameBroadcast && c.state < stateClosing
+	c.mu.Unlock()
+	if hold {
+		time.Sleep(c.hub.cfg.BroadcastHold)
 	}
 }
 
