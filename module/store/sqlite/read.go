@@ -69,7 +69,10 @@ func (s *Store) Head(ctx context.Context, userID string) (module.Head, error) {
 		return module.Head{}, fmt.Errorf("sqlite store head: %w", module.ErrClosed)
 	}
 	var last int64
-	err := s.headStmt.QueryRowContext(ctx, userID).Scan(&last)
+	// Without ctx's cancellation: with a context that can end, the driver starts a goroutine
+	// per query to interrupt it, and database/sql a watcher, which on every connect cost more
+	// than the read itself (a few index entries, under the busy timeout like every read).
+	err := s.headStmt.QueryRowContext(context.WithoutCancel(ctx), userID).Scan(&last)
 	if err != nil {
 		return module.Head{}, fmt.Errorf("sqlite store head: %w", err)
 	}

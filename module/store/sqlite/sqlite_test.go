@@ -733,10 +733,12 @@ func TestSyncModes(t *testing.T) {
 }
 
 // BenchmarkHead is the cost of Head (one read per connect): the newest row of the user among
-// 100,000 rows of 1,000 users, and the saved head of a user whose messages are gone.
+// 100,000 rows of 1,000 users, and the saved head of a user whose messages are gone. The context
+// can be cancelled, as a connect's request context can.
 func BenchmarkHead(b *testing.B) {
 	s := openT(b, filepath.Join(b.TempDir(), "push.db"), module.StoreOptions{})
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	drafts := make([]module.Draft, 0, 1000)
 	for i := range 100_000 {
 		drafts = append(drafts, module.Draft{UserID: fmt.Sprintf("u%d", i%1000), Data: []byte(`{"n":1}`), TTL: time.Hour})
