@@ -24,6 +24,7 @@ import (
 // through the writer goroutine (one connection), reads use a separate pool (WAL lets them run
 // beside the writer).
 type Store struct {
+	path  string // the database file
 	opts  module.StoreOptions
 	write *sql.DB
 	read  *sql.DB
@@ -104,6 +105,7 @@ func Open(path string, opts module.StoreOptions, options ...Option) (*Store, err
 	write.SetMaxIdleConns(1)
 	write.SetConnMaxLifetime(0)
 	s := &Store{
+		path:       path,
 		opts:       opts,
 		write:      write,
 		now:        time.Now,

@@ -63,13 +63,14 @@ type writer struct {
 	marks [markKinds]markStmts
 	// pushDue records a message's due Web Push (webpush.go); nil when Web Push is off.
 	pushDue *sql.Stmt
-	counts  userCounts // counts.go
+	counts  userCounts   // counts.go
+	wal     walRestarter // walrestart.go
 	// statusChanges are the rows each mark kind changed in the transaction being committed.
 	statusChanges [markKinds]int64
 }
 
 func newWriter(s *Store, last uint64) (*writer, error) {
-	w := &writer{s: s, nextID: last, counts: userCounts{committed: map[string]int{}}}
+	w := &writer{s: s, nextID: last, counts: userCounts{committed: map[string]int{}}, wal: walRestarter{path: s.path + "-wal"}}
 	for _, p := range []struct {
 		dst **sql.Stmt
 		q   string
@@ -240,6 +241,7 @@ func (w *writer) inTx(fn func(*sql.Tx) error) (err error) {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	w.restartWALIfGrown()
 	return nil
 }
 
