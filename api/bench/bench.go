@@ -67,6 +67,7 @@ type options struct {
 	drain        time.Duration
 	broadcasts   int
 	spreadSource bool
+	ack          bool // subscribers speak protocol version 2 and acknowledge every message
 }
 
 const usageHead = `pushlane bench: load-test a pushlane deployment you operate.
@@ -143,6 +144,7 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.drain, "drain", 10*time.Second, "how long to wait for deliveries after the last publish is answered")
 	fs.IntVar(&o.broadcasts, "broadcasts", 100, "broadcast: number of POST /broadcast")
 	fs.BoolVar(&o.spreadSource, "spread-sources", true, "loopback targets: spread source addresses over 127.0.0.2-254")
+	fs.BoolVar(&o.ack, "ack", false, "subscribers connect with protocol version 2 (v=2) and acknowledge every message, as an application that must not miss one does")
 	return fs
 }
 

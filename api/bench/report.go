@@ -26,6 +26,7 @@ type Report struct {
 
 	Conns           int            `json:"conns"`
 	Users           int            `json:"users"`
+	Ack             bool           `json:"ack"` // version 2 subscribers acknowledging every message
 	DialConcurrency int            `json:"dial_concurrency"`
 	SourceAddrs     int            `json:"source_addrs"` // local addresses the subscribers were spread over (0: one)
 	ConnsOpen       int            `json:"conns_open"`
@@ -65,6 +66,7 @@ type Report struct {
 	Misrouted          *int64   `json:"misrouted"`
 	ReceivedUnanswered *int64   `json:"received_unanswered"` // delivered although the publish failed
 	UnexpectedFrames   int64    `json:"unexpected_frames"`
+	AckErrors          int64    `json:"ack_errors"` // --ack: acknowledgements that could not be written
 
 	ServerPID               *int     `json:"server_pid"`
 	ServerRSSBeforeKB       *int64   `json:"server_rss_before_kb"`
@@ -93,7 +95,11 @@ func printReport(w io.Writer, r *Report) {
 	if r.SourceAddrs > 0 {
 		spread = fmt.Sprintf("%d source addresses", r.SourceAddrs)
 	}
-	line("connections", "%d/%d open, %d failed, %d users, %s", r.ConnsOpen, r.Conns, r.ConnFailures, r.Users, spread)
+	acks := ""
+	if r.Ack {
+		acks = ", version 2, every message acknowledged"
+	}
+	line("connections", "%d/%d open, %d failed, %d users, %s%s", r.ConnsOpen, r.Conns, r.ConnFailures, r.Users, spread, acks)
 	line("connect", "%.2fs at %.0f conns/s (%d at once)", r.ConnectSeconds, r.ConnectRate, r.DialConcurrency)
 	if len(r.ConnErrors) > 0 {
 		line("connect errors", "%s", fmtTally(r.ConnErrors))
@@ -145,6 +151,9 @@ func printReport(w io.Writer, r *Report) {
 	}
 	if r.UnexpectedFrames > 0 {
 		line("unexpected frames", "%d", r.UnexpectedFrames)
+	}
+	if r.AckErrors > 0 {
+		line("ack errors", "%d acknowledgements could not be written", r.AckErrors)
 	}
 	if r.Dropped > 0 {
 		line("dropped", "%d connections ended early: %s", r.Dropped, fmtTally(r.DropReasons))

@@ -164,6 +164,63 @@ func TestUnicast(t *testing.T) {
 	}
 }
 
+// --ack: version 2 subscribers acknowledge every message, which the server's message status
+// then shows as acked for each one (while without --ack they are only sent).
+func TestUnicastAck(t *testing.T) {
+	for _, ack := range []bool{true, false} {
+		t.Run(fmt.Sprintf("ack=%v", ack), func(t *testing.T) {
+			n := newNode(t, "sqlite", nil)
+			args := []string{"unicast", "--server", n.srv.URL, "--conns", "4", "--messages", "40", "--publishers", "2", "--run", "acks"}
+			if ack {
+				args = append(args, "--ack")
+			}
+			m := lastJSON(t, runOK(t, args...))
+			wantNum(t, m, "deliveries", 40)
+			wantNum(t, m, "unexpected_frames", 0)
+			wantNum(t, m, "ack_errors", 0)
+			if m["ack"] != ack {
+				t.Errorf("report ack = %v, want %v", m["ack"], ack)
+			}
+			want := "sent"
+			if ack {
+				want = "acked"
+			}
+			// Acks are written as frames arrive; the last ones may still be on their way when the
+			// run ends.
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				counts := map[string]int{}
+				for u := range 4 {
+					resp, err := http.Get(n.srv.URL + "/messages/bench-acks-" + strconv.Itoa(u))
+					if err != nil {
+						t.Fatal(err)
+					}
+					var list struct {
+						Messages []struct {
+							Status string `json:"status"`
+						} `json:"messages"`
+					}
+					err = json.NewDecoder(resp.Body).Decode(&list)
+					resp.Body.Close()
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, msg := range list.Messages {
+						counts[msg.Status]++
+					}
+				}
+				if counts[want] == 40 {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("statuses %v, want all 40 %s", counts, want)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+}
+
 // Shared users: each message reaches every connection of its user.
 func TestUnicastSharedUsersPaced(t *testing.T) {
 	n := newNode(t, "memory", nil)

@@ -46,6 +46,7 @@ type bench struct {
 	dups       atomic.Int64
 	misrouted  atomic.Int64
 	unexpected atomic.Int64
+	ackErrors  atomic.Int64 // acknowledgements that could not be written (--ack)
 }
 
 func newBench(o options, t *target, stderr io.Writer) (*bench, error) {
@@ -111,7 +112,7 @@ func (b *bench) run(ctx context.Context) *Report {
 	cpuStart, _ := selfCPU()
 	rep := &Report{
 		Mode: b.o.mode, Server: b.t.display, Run: b.o.run,
-		Conns: b.o.conns, Users: b.o.users, DialConcurrency: b.o.dialConc, SourceAddrs: len(b.t.sources),
+		Conns: b.o.conns, Users: b.o.users, Ack: b.o.ack, DialConcurrency: b.o.dialConc, SourceAddrs: len(b.t.sources),
 	}
 	var proc0, proc1 procSample
 	procOK := b.o.pid > 0
@@ -194,6 +195,7 @@ func (b *bench) run(ctx context.Context) *Report {
 	rep.Dropped = b.dropped.Load()
 	rep.DropReasons = b.drops.snapshot()
 	rep.UnexpectedFrames = b.unexpected.Load()
+	rep.AckErrors = b.ackErrors.Load()
 	rep.HTTPErrors = b.httpErrs.snapshot()
 	cpuEnd, maxRSS := selfCPU()
 	rep.ClientCPUTotalSeconds = cpuEnd - cpuStart
@@ -233,6 +235,7 @@ func failures(r *Report) []string {
 	add(deref(r.LostDeliveries) > 0, "%d deliveries lost", deref(r.LostDeliveries))
 	add(deref(r.Duplicates) > 0, "%d duplicates", deref(r.Duplicates))
 	add(deref(r.Misrouted) > 0, "%d misrouted", deref(r.Misrouted))
+	add(r.AckErrors > 0, "%d acknowledgements not written", r.AckErrors)
 	return out
 }
 

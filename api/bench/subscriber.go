@@ -99,6 +99,9 @@ func (b *bench) dialOne(ctx context.Context, i int) (*subscriber, error) {
 	user := i % b.o.users
 	name := b.userName(user)
 	q := url.Values{"userId": {name}}
+	if b.o.ack {
+		q.Set("v", "2")
+	}
 	switch {
 	case b.o.token != "":
 		q.Set("token", b.o.token)
@@ -213,6 +216,9 @@ func readAll(buf []byte, r io.Reader) ([]byte, error) {
 
 // handle accounts for one frame received at now (unix ns).
 func (b *bench) handle(s *subscriber, raw []byte, now int64) {
+	if b.o.ack && bytes.HasPrefix(raw, helloPrefix) {
+		return // version 2: the first frame says hello
+	}
 	f, ok := parseFrame(raw)
 	if !ok || b.perMsg == nil || f.seq < 0 || f.seq >= int64(len(b.perMsg)) {
 		b.unexpected.Add(1)
@@ -233,6 +239,9 @@ func (b *bench) handle(s *subscriber, raw []byte, now int64) {
 			return
 		}
 		s.lastID = f.id
+		if b.o.ack {
+			b.ack(s, f.id)
+		}
 	case modeBroadcast:
 		if !f.broadcast {
 			b.unexpected.Add(1)
@@ -255,6 +264,20 @@ func (b *bench) handle(s *subscriber, raw []byte, now int64) {
 	b.hist.record(s.idx, now-f.sent)
 	s.frames.Add(1)
 	s.lastRecv.Store(now)
+}
+
+// helloPrefix starts the hello frame of a version 2 connection.
+var helloPrefix = []byte(`{"type":"hello"`)
+
+// ack acknowledges message id on the subscriber's connection. Only the reader goroutine writes
+// data frames (gorilla allows one writer; the close in closeAll is a control frame).
+func (b *bench) ack(s *subscriber, id uint64) {
+	var buf [48]byte
+	msg := strconv.AppendUint(append(buf[:0], `{"type":"ack","id":"`...), id, 10)
+	msg = append(msg, `"}`...)
+	if err := s.conn.WriteMessage(websocket.TextMessage, msg); err != nil {
+		b.ackErrors.Add(1)
+	}
 }
 
 // frame is what the tool needs of a received frame.
