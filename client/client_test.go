@@ -12,7 +12,6 @@ import (
 
 	"pushlane/client"
 	"pushlane/config"
-	"pushlane/internal/pending"
 )
 
 func TestPublishAndDeliver(t *testing.T) {
@@ -337,7 +336,6 @@ func TestOperations(t *testing.T) {
 // TestMessageStatus: Status and Messages against GET /messages (API.md "Message status").
 func TestMessageStatus(t *testing.T) {
 	n := newNode(t, nil)
-	pending.Require(t, n.url, pending.MessageStatus)
 	c := n.client()
 	ctx := t.Context()
 	res, err := c.Publish(ctx, "gina", map[string]int{"n": 1})
@@ -375,7 +373,6 @@ func TestMessageStatus(t *testing.T) {
 // a different body under the same key with 422.
 func TestIdempotentReplay(t *testing.T) {
 	n := newNode(t, nil)
-	pending.Require(t, n.url, pending.Idempotency)
 	c := n.client()
 	ctx := t.Context()
 	first, err := c.Publish(ctx, "hank", "x", client.WithIdempotencyKey("order-42"))

@@ -13,7 +13,6 @@ import (
 
 	"pushlane/client"
 	"pushlane/config"
-	"pushlane/internal/pending"
 )
 
 // queries records the query of every subscribe request.
@@ -207,7 +206,6 @@ func TestSubscribeEnds(t *testing.T) {
 // queue, and resume with the epoch.
 func TestSubscribeProtocol2(t *testing.T) {
 	n := newNode(t, nil)
-	pending.Require(t, n.url, pending.Protocol2)
 	c := n.client()
 	ctx := t.Context()
 	first, _ := c.Publish(ctx, "nia", "one")

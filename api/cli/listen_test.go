@@ -16,7 +16,6 @@ import (
 	"pushlane/config"
 
 	"pushlane/client"
-	"pushlane/internal/pending"
 )
 
 // frameIDs decodes stdout lines of a raw listen: one JSON frame each; it returns their ids.
@@ -328,8 +327,6 @@ func TestListenAck(t *testing.T) {
 	if len(qs) != 1 || !strings.Contains(qs[0], "v=2") {
 		t.Fatalf("subscribe queries %q, want one with v=2", qs)
 	}
-	pending.Require(t, n.srv.URL, pending.Protocol2)
-	pending.Require(t, n.srv.URL, pending.MessageStatus)
 	c, _ := client.New(n.srv.URL)
 	defer c.CloseIdleConnections()
 	waitFor(t, "the message acked", func() bool {
