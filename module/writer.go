@@ -94,7 +94,8 @@ func (c *Client) writeLoop() {
 // (HubConfig.BroadcastHold), so that the broadcasts published meanwhile go out in the same system
 // call. A broadcast reaches every connection at once, so under a stream of them each socket
 // write would otherwise carry one frame, and the writes, not the frames, are what a broadcast
-// costs. A user's own messages never wait: only a loop whose first work is a broadcast holds.
+// costs. Only a loop whose first work is a broadcast holds: a user's own message waits only when
+// it queues behind a broadcast during the hold, and then at most the hold.
 const defaultBroadcastHold = 5 * time.Millisecond
 
 // holdForBroadcasts waits HubConfig.BroadcastHold when the loop's first work is a broadcast
