@@ -329,3 +329,49 @@ func TestSSERefusals(t *testing.T) {
 		t.Fatalf("plain GET: %d %s, want 400", status, b)
 	}
 }
+
+// TestConnectionsLetGoOfTheirBuffers: a connection that was sent a large frame holds no buffer
+// for it afterwards, on either transport: idle connections cost what an idle connection costs,
+// whatever they were sent before. (An event stream once kept its largest batch, up to 256 KB, for
+// its whole life: 65 KB per stream after one 60 KB event.)
+func TestConnectionsLetGoOfTheirBuffers(t *testing.T) {
+	const conns = 40
+	for _, transport := range []string{"sse", "websocket"} {
+		t.Run(transport, func(t *testing.T) {
+			e := newEnv(t, "memory", nil)
+			var readBroadcast []func() string // one per connection: the next frame's text
+			for i := range conns {
+				user := fmt.Sprintf("buf-%d", i)
+				if transport == "sse" {
+					s := e.openSSE("userId="+user, nil)
+					readBroadcast = append(readBroadcast, func() string { return s.next().data })
+				} else {
+					c := e.dial(user, -1)
+					readBroadcast = append(readBroadcast, func() string { return string(c.readFrame().raw) })
+				}
+				e.waitConns(user, 1)
+			}
+			broadcast := func(data string) {
+				t.Helper()
+				body, _ := json.Marshal(map[string]any{"data": data})
+				if status, b := e.request(http.MethodPost, "/broadcast", body); status != http.StatusOK {
+					t.Fatalf("broadcast: %d %s", status, b)
+				}
+				for _, next := range readBroadcast {
+					if got := next(); !strings.Contains(got, `"broadcast":true`) {
+						t.Fatalf("frame %.200s, want the broadcast", got)
+					}
+				}
+			}
+			broadcast("small") // every connection has written once
+			before := heapNow()
+			broadcast(strings.Repeat("x", 60_000)) // not stored: only the connections could keep it
+			after := heapNow()
+			per := (int64(after) - int64(before)) / conns
+			t.Logf("%s: %d bytes more per connection after a 60 KB frame", transport, per)
+			if per > 8<<10 {
+				t.Fatalf("each connection holds %d more bytes after a 60 KB frame than before it; want none kept (at most 8 KB of noise)", per)
+			}
+		})
+	}
+}

@@ -53,7 +53,6 @@ type eventStream struct {
 
 	mu      sync.Mutex
 	stopped bool
-	buf     []byte
 }
 
 var errStreamEnded = errors.New("event stream ended")
@@ -61,7 +60,7 @@ var errStreamEnded = errors.New("event stream ended")
 func (t *eventStream) Kind() module.TransportKind { return module.TransportSSE }
 
 // WriteFrames implements module.Transport: the frames become events in one buffer, written and
-// flushed at once. A message is "id: N" and "data: <frame>"; a broadcast has no id; a ping is a
+// flushed at once. The buffer is borrowed for the call only, so an idle stream holds none. A message is "id: N" and "data: <frame>"; a broadcast has no id; a ping is a
 // comment line. Frames carry compact JSON, which holds no line break, so one data line each.
 func (t *eventStream) WriteFrames(frames []module.Frame, deadline time.Time) error {
 	t.mu.Lock()
@@ -69,7 +68,9 @@ func (t *eventStream) WriteFrames(frames []module.Frame, deadline time.Time) err
 	if t.stopped {
 		return errStreamEnded
 	}
-	buf := t.buf[:0]
+	bp := batchPool.Get().(*[]byte)
+	defer release(bp)
+	buf := (*bp)[:0]
 	for i := range frames {
 		f := &frames[i]
 		switch f.Kind {
@@ -86,13 +87,8 @@ func (t *eventStream) WriteFrames(frames []module.Frame, deadline time.Time) err
 		}
 		// Control frames and pongs belong to WebSocket clients: an event stream has neither.
 	}
-	err := t.write(buf, deadline)
-	if cap(buf) <= maxPooledBatch {
-		t.buf = buf[:0]
-	} else {
-		t.buf = nil
-	}
-	return err
+	*bp = buf // what grew goes back to the pool (or, when too large, to the GC) with the rest
+	return t.write(buf, deadline)
 }
 
 // WriteClose implements module.Transport: an event named "close" whose data is the close code,
@@ -134,6 +130,5 @@ func (t *eventStream) Abort() { t.once.Do(func() { close(t.done) }) }
 func (t *eventStream) stop() {
 	t.mu.Lock()
 	t.stopped = true
-	t.buf = nil
 	t.mu.Unlock()
 }
