@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -127,6 +128,54 @@ func TestTLSRoundTrip(t *testing.T) {
 	}
 	if err := conn.ReadJSON(&frame); err != nil || !frame.Data.Secure {
 		t.Fatalf("wss frame: %+v %v", frame, err)
+	}
+
+	// Server-Sent Events over TLS: HTTP/1.1 (the connection is taken over, a *tls.Conn) and
+	// HTTP/2 (the stream stays a response), each receiving a published message.
+	for _, tc := range []struct {
+		name  string
+		proto int
+		tr    *http.Transport
+	}{
+		{"HTTP/1.1", 1, &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}},
+		{"HTTP/2", 2, &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}},
+	} {
+		user := "tls-sse-" + strings.ReplaceAll(tc.name, "/", "")
+		req, _ := http.NewRequest(http.MethodGet, base+"/getPushNews?userId="+user, nil)
+		req.Header.Set("Accept", "text/event-stream")
+		stream, err := (&http.Client{Transport: tc.tr}).Do(req)
+		if err != nil {
+			t.Fatalf("%s event stream: %v", tc.name, err)
+		}
+		if stream.StatusCode != http.StatusOK || stream.ProtoMajor != tc.proto || stream.Header.Get("Content-Type") != "text/event-stream" {
+			t.Fatalf("%s event stream: %d %s %q, want 200 text/event-stream over %s", tc.name, stream.StatusCode, stream.Proto, stream.Header.Get("Content-Type"), tc.name)
+		}
+		resp, err = client.Post(base+"/pushNews", "application/json", strings.NewReader(`{"userId":"`+user+`","data":{"secure":true}}`))
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("https publish to %s: %v", user, err)
+		}
+		resp.Body.Close()
+		got := make(chan string, 1)
+		go func() {
+			events := bufio.NewScanner(stream.Body)
+			for events.Scan() {
+				if line := events.Text(); strings.HasPrefix(line, "data: ") {
+					got <- line
+					return
+				}
+			}
+			got <- fmt.Sprintf("stream ended (%v)", events.Err())
+		}()
+		select {
+		case line := <-got:
+			if !strings.Contains(line, `"secure":true`) {
+				t.Fatalf("%s event: %s", tc.name, line)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: no event within 5s", tc.name)
+		}
+		stream.Body.Close()
+		tc.tr.CloseIdleConnections()
 	}
 
 	// Plain HTTP to the TLS port is not served.

@@ -41,6 +41,7 @@ type Handlers struct {
 	limiter   *RateLimiter
 	upgrader  websocket.Upgrader
 	wsOptions transport.WebSocketOptions
+	writeWait time.Duration // websocket.writeWait: bounds an event stream's response head too
 	metrics   *httpMetrics
 	registry  *prometheus.Registry
 	demos     *demo.Demos
@@ -80,6 +81,7 @@ func NewHandlers(d Deps) *Handlers {
 			writeJSONError(w, status, reason.Error())
 		},
 	}
+	h.writeWait = d.Config.WebSocket.WriteWait
 	h.wsOptions = transport.WebSocketOptions{
 		MaxMessageBytes: d.Config.WebSocket.MaxMessageBytes,
 		CloseGrace:      min(d.Config.WebSocket.WriteWait, 2*time.Second),

@@ -148,7 +148,7 @@ func (h *Handlers) subscribe(c *gin.Context) {
 		return
 	}
 	if kind == module.TransportSSE {
-		transport.ServeSSE(h.hub, ticket, c.Writer, r)
+		transport.ServeSSE(h.hub, ticket, c.Writer, r, h.writeWait)
 		return
 	}
 	transport.ServeWebSocket(h.hub, ticket, &h.upgrader, h.wsOptions, c.Writer, r)
