@@ -34,6 +34,9 @@ func (q *frameQueue) len() int { return q.n }
 
 func (q *frameQueue) size() int { return q.bytes }
 
+// first is the oldest entry; the queue must not be empty.
+func (q *frameQueue) first() *queued { return &q.ring[q.head] }
+
 func (q *frameQueue) push(it queued) {
 	if q.n == len(q.ring) {
 		q.grow()

@@ -106,7 +106,7 @@ func (c *Client) holdForBroadcasts() {
 	}
 	c.mu.Lock()
 	hold := c.hello == nil && c.backlog == nil && !c.control.any() && c.queue.len() > 0 &&
-		c.queue.ring[c.queue.head].frame.Kind == FrameBroadcast && c.state < stateClosing
+		c.queue.first().frame.Kind == FrameBroadcast && c.state < stateClosing
 	c.mu.Unlock()
 	if hold {
 		time.Sleep(c.hub.cfg.BroadcastHold)
