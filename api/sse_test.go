@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -373,5 +374,31 @@ func TestConnectionsLetGoOfTheirBuffers(t *testing.T) {
 				t.Fatalf("each connection holds %d more bytes after a 60 KB frame than before it; want none kept (at most 8 KB of noise)", per)
 			}
 		})
+	}
+}
+
+// TestIdleEventStreamsAreLight: over HTTP/1.1 an idle event stream costs the server one small
+// reader goroutine and no buffers (its connection is taken over from net/http once the head is
+// written). Measured in this process, clients included (each stream's HTTP client keeps two
+// goroutines and its buffers): 3 goroutines and about 21 KB per stream. Kept as a response of
+// net/http, a stream held the request's goroutine, net/http's background reader and its read,
+// write and response buffers besides: 4 goroutines and about 36 KB.
+func TestIdleEventStreamsAreLight(t *testing.T) {
+	const streams = 100
+	e := newEnv(t, "memory", func(c *config.Config) { c.WebSocket.PingInterval = time.Hour })
+	heapBefore, goroutinesBefore := heapNow(), runtime.NumGoroutine()
+	for i := range streams {
+		user := fmt.Sprintf("light-%d", i)
+		e.openSSE("userId="+user, nil)
+		e.waitConns(user, 1)
+	}
+	heapPer := (int64(heapNow()) - int64(heapBefore)) / streams
+	goroutinesPer := float64(runtime.NumGoroutine()-goroutinesBefore) / streams
+	t.Logf("per idle stream, server and client: %d bytes of heap, %.2f goroutines", heapPer, goroutinesPer)
+	if goroutinesPer > 3.2 {
+		t.Errorf("%.2f goroutines per idle stream, want 3 (the server's reader, the client's two)", goroutinesPer)
+	}
+	if heapPer > 26<<10 {
+		t.Errorf("%d bytes of heap per idle stream, server and client, want at most 26 KB", heapPer)
 	}
 }
