@@ -460,9 +460,9 @@ func TestProcessSIGTERMKeepsPending(t *testing.T) {
 }
 
 // TestProcessSIGTERMEndsEventStreams: on SIGTERM an event stream gets `event: close` with code
-// 1001 and then ends, and the drain finishes cleanly: an event stream is an HTTP response that
-// never finishes by itself, so the server must end it as part of the drain rather than wait for
-// it (or cut it) while shutting the HTTP server down.
+// 1001 and then ends, and the drain finishes cleanly: an event stream never finishes by itself
+// (and over HTTP/1.1 its connection is no longer net/http's), so the server must end it as part
+// of the drain rather than wait for it (or cut it) while shutting the HTTP server down.
 func TestProcessSIGTERMEndsEventStreams(t *testing.T) {
 	t.Parallel()
 	bin := pushlaneBinary(t)
