@@ -213,12 +213,22 @@ describe('Web Push in the browser', { skip: !ready && 'run ./run.sh (it builds a
     }).then((ns) => ns.find((n) => n.tag === 'pushlane-' + res.id)));
     assert.deepEqual(shown, { title: 'Invoice paid', body: 'Invoice #42 was paid', url: '/?invoice=42', tag: 'pushlane-' + res.id });
 
-    // A payload without a title (here: not JSON at all) shows the generic notification.
-    await cdp.send('ServiceWorker.deliverPushMessage', { origin: DIRECT + '/', registrationId: reg.registrationId, data: 'not json' });
-    await until('the generic notification', () => page.evaluate(async () => {
+    // A payload without a title (here: not JSON at all) shows the generic notification. DevTools'
+    // delivery right after the previous push was seen to get lost once in about ten CI runs (no
+    // push event at all), so it is delivered again, at most twice more, if nothing shows.
+    const generic = () => page.evaluate(async () => {
       const reg = await navigator.serviceWorker.ready;
       return (await reg.getNotifications()).some((n) => n.title === 'New message' && !n.tag);
-    }));
+    });
+    for (let attempt = 1; ; attempt++) {
+      await cdp.send('ServiceWorker.deliverPushMessage', { origin: DIRECT + '/', registrationId: reg.registrationId, data: 'not json' });
+      try {
+        await until('the generic notification', generic, 5000);
+        break;
+      } catch (err) {
+        if (attempt === 3) throw err;
+      }
+    }
   });
 
   it('a click opens data.url on this origin, / for another, and focuses a tab already showing it', async () => {
